@@ -1,0 +1,30 @@
+# The two commands a user needs: `make demo` and `make test`.
+# Each creates .venv when it is absent and installs the project into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install demo test bench lab clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks]"
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(VENV)/bin/tirg demo
+
+test: $(INSTALLED)
+	$(PY) -m pytest -q
+
+bench: $(INSTALLED)
+	$(PY) benchmarks/run_all.py
+
+lab: $(INSTALLED)
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf runs results features .pytest_cache
