@@ -1,0 +1,100 @@
+"""Self-describing checkpoints: model and optimizer state, iteration, config, vocabulary.
+
+They load with `torch.load(weights_only=True)` and are written atomically (temporary file in
+the same folder, then rename), so a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tirg.errors import CheckpointError
+from tirg.models import ComposeModel, build_model
+from tirg.text import Vocabulary
+
+FORMAT = "tirg-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = ("format", "version", "iteration", "model_name", "model", "config", "vocabulary")
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def make_checkpoint(
+    model: ComposeModel,
+    model_name: str,
+    config: dict[str, Any],
+    iteration: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    metrics: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "iteration": iteration,
+        "model_name": model_name,
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "config": config,
+        "vocabulary": list(model.vocabulary.tokens),
+        "metrics": metrics or {},
+        "torch_rng_state": torch.get_rng_state(),
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, foreign pickle, ...: torch raises many types
+        raise CheckpointError(f"{path} is not a readable tirg checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a tirg checkpoint (no 'format': {FORMAT!r}); original TIRG files need importing first")
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path} lacks {missing}")
+    return checkpoint
+
+
+def check_compatible(checkpoint: dict[str, Any], path: str | Path, model_name: str, vocabulary: Vocabulary) -> None:
+    """Refuse a checkpoint whose model type or vocabulary differs from the ones asked for."""
+    if checkpoint["model_name"] != model_name:
+        raise CheckpointError(f"{path} holds a {checkpoint['model_name']!r} model, but {model_name!r} was asked for (--model)")
+    saved = checkpoint["vocabulary"]
+    if saved != vocabulary.tokens:
+        differing = sorted(set(saved) ^ set(vocabulary.tokens))[:5]
+        raise CheckpointError(
+            f"{path} was trained with a vocabulary of {len(saved)} tokens, the current one has {len(vocabulary)}"
+            f" (first differing tokens: {differing}); use the checkpoint's own vocabulary"
+        )
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ComposeModel, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, with its weights; returns (model in eval mode, checkpoint)."""
+    checkpoint = load_checkpoint(path)
+    config = checkpoint["config"]
+    model = build_model(checkpoint["model_name"], Vocabulary(checkpoint["vocabulary"]), int(config["embed_dim"]))
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit a {checkpoint['model_name']!r} model: {error}") from None
+    return model.to(device).eval(), checkpoint

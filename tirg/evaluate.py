@@ -1,0 +1,100 @@
+"""Recall@k evaluation of a composition model on a test split (TIRG's protocol)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from tirg.data import ImageView, Query, RetrievalDataset
+from tirg.data.base import ImageTransform
+from tirg.index import exact_search
+from tirg.metrics import DEFAULT_KS, encode_captions, recall_at_ks
+from tirg.models import ComposeModel
+
+
+@torch.inference_mode()
+def compute_image_features(
+    model: ComposeModel,
+    dataset: RetrievalDataset,
+    transform: ImageTransform,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """float32 [N, d] image features of every image in `dataset`, unnormalised."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(ImageView(dataset, transform), batch_size=batch_size, num_workers=num_workers)
+    chunks = [model.extract_img_feature(images.to(device)).cpu() for images in tqdm(loader, "images", disable=not progress)]
+    return torch.cat(chunks).numpy().astype(np.float32, copy=False)
+
+
+@torch.inference_mode()
+def compute_query_features(
+    model: ComposeModel,
+    queries: Sequence[Query],
+    image_features: np.ndarray,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """float32 [Q, d] composed features, composing each query's text with its source image's feature.
+
+    Reusing the gallery's image features is exact in eval mode and saves a second pass over
+    the images (the query sources are gallery images in every protocol here).
+    """
+    model.eval()
+    source_features = torch.from_numpy(np.asarray(image_features))
+    chunks = []
+    for start in range(0, len(queries), batch_size):
+        batch = queries[start : start + batch_size]
+        images = source_features[[query.source for query in batch]].to(device)
+        texts = model.extract_text_feature([query.text for query in batch])
+        chunks.append(model.compose(images, texts).cpu())
+    return torch.cat(chunks).numpy().astype(np.float32, copy=False)
+
+
+def l2_normalize(features: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return (features / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def recall_from_features(
+    query_features: np.ndarray,
+    gallery_features: np.ndarray,
+    queries: Sequence[Query],
+    gallery_captions: Sequence[str],
+    ks: Sequence[int] = DEFAULT_KS,
+) -> dict[int, float]:
+    """Cosine similarity, the query's source image removed, hit = target caption among the top k."""
+    depth = min(max(ks), len(gallery_captions) - 1)
+    _, neighbors = exact_search(
+        l2_normalize(query_features),
+        l2_normalize(gallery_features),
+        depth,
+        exclude=np.array([query.source for query in queries], dtype=np.int64),
+    )
+    target_labels, gallery_labels = encode_captions([q.target_caption for q in queries], gallery_captions)
+    usable = [k for k in ks if k <= depth]
+    return recall_at_ks(neighbors, target_labels, gallery_labels, usable)
+
+
+def evaluate(
+    model: ComposeModel,
+    dataset: RetrievalDataset,
+    transform: ImageTransform,
+    ks: Sequence[int] = DEFAULT_KS,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> dict[str, float]:
+    """{'R@1': ..., 'R@5': ...} on the test queries of `dataset`, its images as the gallery."""
+    if not dataset.queries:
+        raise ValueError(f"{dataset.name} {dataset.split} at {dataset.root} has no test queries")
+    image_features = compute_image_features(model, dataset, transform, batch_size, num_workers, device, progress)
+    query_features = compute_query_features(model, dataset.queries, image_features, device=device)
+    recalls = recall_from_features(query_features, image_features, dataset.queries, dataset.captions, ks)
+    return {f"R@{k}": value for k, value in recalls.items()}

@@ -1,0 +1,63 @@
+"""TIRG's metric-learning losses, on features already scaled by `NormalizationLayer`."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOSSES = ("soft_triplet", "batch_based_classification")
+
+
+class NormalizationLayer(nn.Module):
+    """x -> s * x / ||x|| with a learnable scale s (initial 4.0)."""
+
+    def __init__(self, initial_scale: float = 4.0, learn_scale: bool = True):
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(float(initial_scale)), requires_grad=learn_scale)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * features / features.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def batch_based_classification_loss(composed: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over composed . targets^T (B x B); query i's class is its own target i."""
+    logits = composed @ targets.T
+    return F.cross_entropy(logits, torch.arange(len(composed), device=composed.device))
+
+
+def soft_triplet_loss(
+    composed: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, negatives_per_anchor: int = 3
+) -> torch.Tensor:
+    """TIRG's soft triplet loss: mean of log(1 + exp(d(a, p) - d(a, n))), d squared Euclidean.
+
+    The pool is the 2B vectors [composed; targets], item i labelled i mod B, so each anchor
+    has one positive (its pair) and 2B - 2 negatives. As in the original, each anchor keeps
+    `negatives_per_anchor` triplets drawn uniformly without replacement; the draw uses
+    `generator` so that training is reproducible.
+    """
+    batch = len(composed)
+    if batch < 2:
+        raise ValueError("soft_triplet needs a batch of at least 2 pairs")
+    pool = torch.cat([composed, targets])
+    distances = torch.cdist(pool, pool).square()
+    anchors = torch.arange(2 * batch, device=pool.device)
+    positives = (anchors + batch) % (2 * batch)
+    # Random keys, with the anchor and its positive pushed last, select a uniform subset of negatives.
+    keys = torch.rand(2 * batch, 2 * batch, generator=generator).to(pool.device)
+    keys[anchors, anchors] = 2.0
+    keys[anchors, positives] = 2.0
+    kept = min(negatives_per_anchor, 2 * batch - 2)
+    negatives = keys.topk(kept, dim=1, largest=False).indices
+    margins = distances[anchors, positives][:, None] - distances.gather(1, negatives)
+    return F.softplus(margins).mean()
+
+
+def compute_loss(
+    name: str, composed: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    if name == "soft_triplet":
+        return soft_triplet_loss(composed, targets, generator)
+    if name == "batch_based_classification":
+        return batch_based_classification_loss(composed, targets)
+    raise ValueError(f"unknown loss {name!r} (--loss); choose from {LOSSES}")
