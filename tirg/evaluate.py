@@ -27,7 +27,10 @@ def compute_image_features(
 ) -> np.ndarray:
     """float32 [N, d] image features of every image in `dataset`, unnormalised."""
     model.eval()
-    loader = torch.utils.data.DataLoader(ImageView(dataset, transform), batch_size=batch_size, num_workers=num_workers)
+    # A private generator: drawing a loader seed from the global one would shift dropout after a resume.
+    loader = torch.utils.data.DataLoader(
+        ImageView(dataset, transform), batch_size=batch_size, num_workers=num_workers, generator=torch.Generator()
+    )
     chunks = [model.extract_img_feature(images.to(device)).cpu() for images in tqdm(loader, "images", disable=not progress)]
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)
 

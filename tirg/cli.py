@@ -1,0 +1,141 @@
+"""The `tirg` command: data generation, training, evaluation and the demo.
+
+`tirg train` accepts TIRG's original `main.py` flag names (`--dataset`, `--num_iters`, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from tirg.train import TrainConfig
+
+logger = logging.getLogger("tirg")
+
+
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    for field in fields(TrainConfig):
+        default = getattr(defaults, field.name)
+        kind = {int: int, float: float, str: str}.get(type(default), str)
+        if field.name in ("image_size", "backbone_lr_factor"):
+            kind = int if field.name == "image_size" else float
+        names = [f"--{field.name}"]
+        if "_" in field.name:
+            names.append(f"--{field.name.replace('_', '-')}")
+        parser.add_argument(*names, dest=field.name, type=kind, default=default, help=f"default: {default}")
+    parser.add_argument("--resume", help="checkpoint or run folder to continue exactly where it stopped")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tirg", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="generate a data set").add_subparsers(dest="dataset", required=True)
+    css = data.add_parser("css", help="generate the CSS-style data set (64x64 PNG renders + css.json)")
+    css.add_argument("--out", required=True, help="output folder")
+    css.add_argument("--seed", type=int, default=0)
+    css.add_argument("--n-train", "--n_train", dest="n_train", type=int, default=4000, help="training images (paper scale: 19000)")
+    css.add_argument("--n-test", "--n_test", dest="n_test", type=int, default=1000, help="test images (paper scale: 19000)")
+    css.add_argument("--mods-per-scene", dest="mods_per_scene", type=int, default=4)
+    css.add_argument("--overwrite", action="store_true", help="replace an existing data set at --out")
+
+    _add_train_flags(commands.add_parser("train", help="train a composition model (TIRG's main.py flags)"))
+
+    evaluation = commands.add_parser("eval", help="recall@k of a checkpoint on a test split")
+    evaluation.add_argument("--checkpoint", required=True)
+    evaluation.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", help="default: the checkpoint's")
+    evaluation.add_argument("--split", default="test")
+    evaluation.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=64)
+    evaluation.add_argument("--device", default="auto")
+
+    demo = commands.add_parser("demo", help="generate CSS, train tirg and baselines, evaluate, plot")
+    demo.add_argument("--data", default="data/css")
+    demo.add_argument("--results", default="results/demo")
+    demo.add_argument("--images", default="images")
+    demo.add_argument("--num_iters", "--num-iters", dest="num_iters", type=int, default=None)
+    demo.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from tirg.data import CSSGeneratorConfig, generate_css
+
+    config = CSSGeneratorConfig(seed=args.seed, n_train=args.n_train, n_test=args.n_test, mods_per_scene=args.mods_per_scene)
+    path = generate_css(args.out, config, overwrite=args.overwrite)
+    print(f"wrote {path}")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from tensorboardX import SummaryWriter
+
+    from tirg.checkpoint import load_checkpoint
+    from tirg.runtime import seed_everything
+    from tirg.train import new_run_dir, train
+
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    if args.resume:
+        # The run continues under its own saved settings; only the iteration target may grow.
+        resume_file = Path(args.resume)
+        resume_file = resume_file / "latest_checkpoint.pth" if resume_file.is_dir() else resume_file
+        saved = load_checkpoint(resume_file)["config"]
+        config = TrainConfig.from_dict({**saved, "num_iters": args.num_iters})
+        run_dir = resume_file.parent
+    else:
+        config = TrainConfig(**values)
+        run_dir = new_run_dir(config)
+    seed_everything(config.seed)
+    with SummaryWriter(str(run_dir)) as writer:
+        result = train(config, run_dir=run_dir, resume=args.resume, writer=writer, progress=True)
+    print(json.dumps({"run_dir": str(result.run_dir), "iteration": result.iteration, **result.metrics}, indent=2))
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from tirg.checkpoint import load_model
+    from tirg.data import image_transform, load_dataset
+    from tirg.evaluate import evaluate
+    from tirg.runtime import resolve_device
+
+    device = resolve_device(args.device)
+    model, checkpoint = load_model(args.checkpoint, device)
+    config = TrainConfig.from_dict(checkpoint["config"])
+    dataset = load_dataset(config.dataset, args.dataset_path or config.dataset_path, args.split)
+    metrics = evaluate(model, dataset, image_transform(config.resolved_image_size()), batch_size=args.batch_size, device=device, progress=True)
+    print(json.dumps({"checkpoint": args.checkpoint, "iteration": checkpoint["iteration"], **metrics}, indent=2))
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from tirg.demo import DemoConfig, run_demo
+
+    config = DemoConfig(data_dir=args.data, results_dir=args.results, images_dir=args.images, seed=args.seed)
+    if args.num_iters is not None:
+        config.num_iters = args.num_iters
+    table = run_demo(config, progress=True)
+    print(table)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from tirg.errors import TirgError
+
+    runners = {"data": _run_data, "train": _run_train, "eval": _run_eval, "demo": _run_demo}
+    try:
+        return runners[args.command](args)
+    except (TirgError, FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"tirg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
