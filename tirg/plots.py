@@ -1,0 +1,78 @@
+"""Figures: recall per model and a retrieval example. Matplotlib's Agg backend, files written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from PIL import Image  # noqa: E402
+
+HIT_COLOR = "#1a9850"
+MISS_COLOR = "#d73027"
+
+
+def save_figure(figure: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+        plt.close(figure)
+    return path
+
+
+def plot_recall_per_model(table: pd.DataFrame, path: str | Path, ks: Sequence[int] = (1, 10)) -> Path:
+    """Grouped bars of R@k (one group per model), values printed on the bars."""
+    figure, axes = plt.subplots(figsize=(1.6 + 1.4 * len(table), 3.4))
+    width = 0.8 / len(ks)
+    for offset, k in enumerate(ks):
+        positions = [i + (offset - (len(ks) - 1) / 2) * width for i in range(len(table))]
+        bars = axes.bar(positions, table[f"R@{k}"], width, label=f"R@{k}")
+        axes.bar_label(bars, fmt="%.2f", fontsize=8)
+    axes.set_xticks(range(len(table)), table["model"])
+    axes.set_ylim(0, 1.08)
+    axes.set_ylabel("recall")
+    axes.legend(loc="upper right", fontsize=8)
+    axes.set_title("Test recall on the generated CSS data")
+    return save_figure(figure, path)
+
+
+def plot_retrieval(
+    query_image: Image.Image,
+    query_text: str,
+    results: Sequence[Image.Image],
+    hits: Sequence[bool],
+    path: str | Path,
+    target_image: Image.Image | None = None,
+    result_titles: Sequence[str] | None = None,
+) -> Path:
+    """Query image with its text, the ground truth (optional), then the top-k with hits framed in green."""
+    columns = 1 + (target_image is not None) + len(results)
+    figure, axes = plt.subplots(1, columns, figsize=(1.6 * columns, 2.3))
+    panels = [(query_image, "query", "black")]
+    if target_image is not None:
+        panels.append((target_image, "ground truth", "black"))
+    for rank, (image, hit) in enumerate(zip(results, hits)):
+        title = result_titles[rank] if result_titles else f"#{rank + 1}" + (" hit" if hit else "")
+        panels.append((image, title, HIT_COLOR if hit else MISS_COLOR))
+    for axes_i, (image, title, color) in zip(axes, panels):
+        axes_i.imshow(image, interpolation="nearest")
+        axes_i.set_title(title, fontsize=8, color=color)
+        axes_i.set_xticks([])
+        axes_i.set_yticks([])
+        for spine in axes_i.spines.values():
+            spine.set_edgecolor(color)
+            spine.set_linewidth(3 if color != "black" else 1)
+    figure.suptitle(f'"{query_text}"', fontsize=10)
+    return save_figure(figure, path)
