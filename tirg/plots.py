@@ -1,4 +1,8 @@
-"""Figures: recall per model and a retrieval example. Matplotlib's Agg backend, files written atomically."""
+"""Figures: recall per model and a retrieval example, written atomically.
+
+Figures are built as `matplotlib.figure.Figure` objects, not through pyplot, so no global
+backend is chosen on import and notebooks keep their own display.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,15 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
 
 HIT_COLOR = "#1a9850"
 MISS_COLOR = "#d73027"
 
 
-def save_figure(figure: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
+def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
@@ -28,13 +29,13 @@ def save_figure(figure: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
-        plt.close(figure)
     return path
 
 
 def plot_recall_per_model(table: pd.DataFrame, path: str | Path, ks: Sequence[int] = (1, 10)) -> Path:
     """Grouped bars of R@k (one group per model), values printed on the bars."""
-    figure, axes = plt.subplots(figsize=(1.6 + 1.4 * len(table), 3.4))
+    figure = Figure(figsize=(1.6 + 1.4 * len(table), 3.4))
+    axes = figure.subplots()
     width = 0.8 / len(ks)
     for offset, k in enumerate(ks):
         positions = [i + (offset - (len(ks) - 1) / 2) * width for i in range(len(table))]
@@ -59,7 +60,8 @@ def plot_retrieval(
 ) -> Path:
     """Query image with its text, the ground truth (optional), then the top-k with hits framed in green."""
     columns = 1 + (target_image is not None) + len(results)
-    figure, axes = plt.subplots(1, columns, figsize=(1.6 * columns, 2.3))
+    figure = Figure(figsize=(1.6 * columns, 2.3))
+    axes = figure.subplots(1, columns)
     panels = [(query_image, "query", "black")]
     if target_image is not None:
         panels.append((target_image, "ground truth", "black"))
