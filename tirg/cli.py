@@ -23,8 +23,10 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     for field in fields(TrainConfig):
         default = getattr(defaults, field.name)
         kind = {int: int, float: float, str: str}.get(type(default), str)
-        if field.name in ("image_size", "backbone_lr_factor"):
-            kind = int if field.name == "image_size" else float
+        if field.name in ("image_size", "pairs_per_source"):
+            kind = int
+        if field.name == "backbone_lr_factor":
+            kind = float
         names = [f"--{field.name}"]
         if "_" in field.name:
             names.append(f"--{field.name.replace('_', '-')}")

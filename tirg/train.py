@@ -15,7 +15,16 @@ import torch
 from tqdm.auto import tqdm
 
 from tirg.checkpoint import atomic_torch_save, check_compatible, load_checkpoint, make_checkpoint
-from tirg.data import PairView, RetrievalDataset, SeededBatchSampler, default_image_size, image_transform, load_dataset
+from tirg.data import (
+    PairView,
+    RetrievalDataset,
+    SeededBatchSampler,
+    SourceGroupedBatchSampler,
+    default_image_size,
+    default_pairs_per_source,
+    image_transform,
+    load_dataset,
+)
 from tirg.evaluate import evaluate
 from tirg.models import ComposeModel, build_model
 from tirg.runtime import resolve_device
@@ -45,6 +54,9 @@ class TrainConfig:
     backbone_lr_factor: float | None = None
     backbone_weights: str | None = None
     image_size: int | None = None  # None: the data set's default (native size for CSS, 224 otherwise)
+    # Pairs sharing a source image in each batch. None: the data set's default (2 for CSS, as
+    # TIRG's loader drew them, giving hard negatives; 1 = independent pairs).
+    pairs_per_source: int | None = None
     comment: str = ""
     log_dir: str = "runs"
     loader_num_workers: int = 0
@@ -62,6 +74,9 @@ class TrainConfig:
 
     def resolved_image_size(self) -> int | None:
         return self.image_size if self.image_size is not None else default_image_size(self.dataset)
+
+    def resolved_pairs_per_source(self) -> int:
+        return self.pairs_per_source if self.pairs_per_source is not None else default_pairs_per_source(self.dataset)
 
     def resolved_backbone_lr_factor(self) -> float:
         if self.backbone_lr_factor is not None:
@@ -98,6 +113,14 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, ite
     decay = 0.1 ** (iteration // config.learning_rate_decay_frequency)
     for group in optimizer.param_groups:
         group["lr"] = group["base_lr"] * decay
+
+
+def make_batch_sampler(trainset: RetrievalDataset, config: TrainConfig, start_iteration: int) -> SeededBatchSampler:
+    per_source = config.resolved_pairs_per_source()
+    if per_source == 1:
+        return SeededBatchSampler(len(trainset.pairs), config.batch_size, config.seed, start_iteration)
+    sources = [pair.source for pair in trainset.pairs]
+    return SourceGroupedBatchSampler(sources, config.batch_size, config.seed, start_iteration, per_source)
 
 
 def new_run_dir(config: TrainConfig) -> Path:
@@ -152,7 +175,7 @@ def train(
         metrics = dict(state.get("metrics", {}))
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
-    sampler = SeededBatchSampler(len(trainset.pairs), config.batch_size, config.seed, start_iteration)
+    sampler = make_batch_sampler(trainset, config, start_iteration)
     # A private generator keeps the loader from drawing on the global one (dropout's), which resume restores.
     loader = torch.utils.data.DataLoader(
         PairView(trainset, transform),
