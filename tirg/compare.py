@@ -134,8 +134,6 @@ def run_comparison(
             f"target_labels ({len(target_labels)}) and gallery_labels ({len(gallery_labels)}) must match "
             f"the queries ({len(queries)}) and gallery ({len(gallery)})"
         )
-    if config.n_queries > len(queries):
-        raise ValueError(f"n_queries={config.n_queries} is more than the {len(queries)} queries available")
     methods = list(methods) if methods is not None else methods_for(config, len(gallery))
     if methods[0].family != "exact":
         raise ValueError(f"the first method must be exact search (the overlap reference), got {methods[0].name!r}")
@@ -149,10 +147,8 @@ def run_comparison(
         build_seconds.append(time.perf_counter() - start)
         logger.info("built %s in %.2f s", method.name, build_seconds[-1])
 
-    rng = np.random.default_rng(config.seed)
     rows = []
-    for repeat in range(config.n_repeats):
-        sample = np.sort(rng.choice(len(queries), size=config.n_queries, replace=False))
+    for repeat, sample in enumerate(draw_samples(len(queries), config.n_queries, config.n_repeats, config.seed)):
         sample_exclude = None if exclude is None else exclude[sample]
         reference = None
         for method, search, build_s in zip(methods, searchers, build_seconds):
@@ -181,6 +177,14 @@ def run_comparison(
     for column in ("nonempty_buckets_mean", "bucket_size_median", "bucket_size_max"):
         summary[column] = [stats[name][column] if name in stats else np.nan for name in summary["method"]]
     return Comparison(runs=runs, summary=summary)
+
+
+def draw_samples(n_available: int, n_queries: int, n_repeats: int, seed: int) -> list[np.ndarray]:
+    """n_repeats sorted samples of n_queries distinct query rows each (the original drew with replacement)."""
+    if n_queries > n_available:
+        raise ValueError(f"n_queries={n_queries} is more than the {n_available} queries available")
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(n_available, size=n_queries, replace=False)) for _ in range(n_repeats)]
 
 
 def top_k_overlap(ids: np.ndarray, reference: np.ndarray) -> float:
