@@ -92,6 +92,7 @@ def _summary() -> pd.DataFrame:
             "recall@100_mean": [0.7, 0.69, 0.68, 0.5, 0.7],
             "recall@100_std": [0.01] * 5,
             "overlap@100_mean": [1.0, 0.97, 0.96, 0.6, 1.0],
+            "candidates_mean": [1000, 300, 200, 100, 1000],
         }
     )
 
@@ -101,9 +102,11 @@ def test_pareto_front_keeps_only_undominated_methods() -> None:
     assert front.tolist() == [False, True, True, True, True]
 
 
-def test_best_lsh_is_the_fastest_meeting_the_target_else_the_most_accurate() -> None:
+def test_best_lsh_is_the_fastest_meeting_the_target_else_the_most_accurate_that_prunes() -> None:
     assert best_lsh(_summary(), "overlap@100_mean", 0.95)["method"] == "lsh b"
     assert best_lsh(_summary(), "overlap@100_mean", 0.99)["method"] == "lsh a"
+    mostly_fallback = _summary().assign(candidates_mean=[1000, 900, 200, 100, 1000])
+    assert best_lsh(mostly_fallback, "overlap@100_mean", 0.99)["method"] == "lsh b"
 
 
 def test_acceptance_ratios_and_two_row_table() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +52,7 @@ class LSHConfig:
     n_tables: int = 1
     probe_radius: int = 0
     seed: int = 0
-    query_block: int = 32
+    query_block: int = 64
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_bits <= MAX_BITS:
@@ -109,6 +110,15 @@ class LSHResult:
     fallback: np.ndarray  # bool [Q] True where the query had fewer than k candidates and used exact search
 
 
+@dataclass
+class _Scratch:
+    """Buffers reused across the query blocks of one search call."""
+
+    in_union: np.ndarray  # bool [N], all False between blocks
+    position: np.ndarray  # int64 [N], column of a gallery id in the current block's union
+    rows: torch.Tensor  # float32 [>= union size, d], gathered gallery rows; grown when a union is larger
+
+
 def probe_masks(n_bits: int, radius: int) -> np.ndarray:
     """XOR masks of popcount 0..radius over n_bits bits, ordered by popcount (nearest buckets first)."""
     masks = [0]
@@ -126,6 +136,10 @@ class LSHIndex:
         self.tables = tables
         self.gallery = gallery
         self._masks = probe_masks(config.n_bits, config.probe_radius)
+        with warnings.catch_warnings():
+            # A read-only memory map gives a read-only tensor; it is only ever read (index_select).
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            self._gallery_t = torch.from_numpy(gallery)
 
     @classmethod
     def build(cls, gallery: np.ndarray, config: LSHConfig) -> LSHIndex:
@@ -179,8 +193,11 @@ class LSHIndex:
         scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
         ids = np.full((n_queries, k), -1, dtype=np.int64)
         n_candidates = np.zeros(n_queries, dtype=np.int64)
-        in_union = np.zeros(n_gallery, dtype=bool)
-        position = np.empty(n_gallery, dtype=np.int64)
+        scratch = _Scratch(
+            in_union=np.zeros(n_gallery, dtype=bool),
+            position=np.empty(n_gallery, dtype=np.int64),
+            rows=torch.empty((0, self.gallery.shape[1])),
+        )
         block = self.config.query_block
         # Probing many queries per call amortises the per-table Python work; blocks then slice the pairs.
         chunk = block * max(1, _PROBE_CHUNK_QUERIES // block)
@@ -199,8 +216,7 @@ class LSHIndex:
                     gallery_id[pairs],
                     k,
                     None if exclude is None else exclude[members],
-                    in_union,
-                    position,
+                    scratch,
                 )
                 scores[members], ids[members] = block_scores, block_ids
 
@@ -233,17 +249,16 @@ class LSHIndex:
         gallery_id: np.ndarray,
         k: int,
         exclude: np.ndarray | None,
-        in_union: np.ndarray,
-        position: np.ndarray,
+        scratch: _Scratch,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score a block of queries against the union of their candidates; each query sees only its own.
 
-        (query_of, gallery_id) are the block's probe pairs; in_union and position are
-        gallery-sized scratch arrays shared between blocks (in_union is all False on entry and exit).
+        (query_of, gallery_id) are the block's probe pairs, query_of counting from 0 within the block.
         """
-        in_union[gallery_id] = True
-        union = np.flatnonzero(in_union)
-        in_union[union] = False
+        scratch.in_union[gallery_id] = True
+        union = np.flatnonzero(scratch.in_union)
+        scratch.in_union[union] = False
+        position = scratch.position
         position[union] = np.arange(len(union))
         member = np.zeros((len(queries), len(union)), dtype=bool)
         member[query_of, position[gallery_id]] = True
@@ -257,7 +272,11 @@ class LSHIndex:
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         if len(union) == 0:
             return scores, ids, n_candidates
-        sims = queries @ np.ascontiguousarray(self.gallery[union]).T
+        if len(scratch.rows) < len(union):
+            scratch.rows = torch.empty((len(union), self.gallery.shape[1]))
+        # torch's gather is multi-threaded (numpy's is not), and rows x queries suits BLAS better than the transpose.
+        rows = torch.index_select(self._gallery_t, 0, torch.from_numpy(union), out=scratch.rows[: len(union)])
+        sims = np.ascontiguousarray((rows.numpy() @ queries.T).T)
         np.copyto(sims, -np.inf, where=~member)
         top_scores, top = torch.topk(torch.from_numpy(sims), min(k, len(union)), dim=1)
         scores[:, : top.shape[1]] = top_scores.numpy()
