@@ -27,8 +27,8 @@ from tirg.index import LSHConfig
 
 QUICK_LSH_GRID = (
     LSHConfig(n_bits=12, n_tables=1, probe_radius=0),
-    LSHConfig(n_bits=12, n_tables=16, probe_radius=1),
     LSHConfig(n_bits=12, n_tables=48, probe_radius=0),
+    LSHConfig(n_bits=18, n_tables=128, probe_radius=0),
 )
 COLUMNS = ["method", "query_s_mean", "query_s_std", "recall@1_mean", "recall@10_mean", "recall@100_mean",
            "overlap@100_mean", "candidates_mean", "build_s"]

@@ -105,7 +105,8 @@ def test_pareto_front_keeps_only_undominated_methods() -> None:
 def test_best_lsh_is_the_fastest_meeting_the_target_else_the_most_accurate_that_prunes() -> None:
     assert best_lsh(_summary(), "overlap@100_mean", 0.95)["method"] == "lsh b"
     assert best_lsh(_summary(), "overlap@100_mean", 0.99)["method"] == "lsh a"
-    mostly_fallback = _summary().assign(candidates_mean=[1000, 900, 200, 100, 1000])
+    mostly_fallback = _summary().assign(candidates_mean=[1000, 900, 200, 100, 1000], query_s_mean=[1, 0.1, 0.3, 0.2, 1])
+    assert best_lsh(mostly_fallback, "overlap@100_mean", 0.95)["method"] == "lsh b"
     assert best_lsh(mostly_fallback, "overlap@100_mean", 0.99)["method"] == "lsh b"
 
 

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 MAX_BITS = 64  # keys are packed into one uint64
 MAX_PROBES = 100_000  # probe masks per table; beyond this multi-probe is slower than exact search
 _HASH_BLOCK_ROWS = 65536  # rows hashed at once: bounds the [rows, tables*bits] projection buffer
-_PROBE_CHUNK_QUERIES = 1024  # queries probed per call: bounds the (query, id) pair arrays
+_PROBE_CHUNK_QUERIES = 1024  # queries probed per call (< 2**15): bounds the (query, id) pair arrays
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class LSHConfig:
     n_tables: independent tables, each with its own planes. The original used 1.
     probe_radius: also visit buckets within this Hamming distance of the query's key.
     seed: seeds the hyperplanes of all tables (one generator, so tables differ).
-    query_block: queries scored together against the union of their candidates;
-        queries are sorted by key first, so a block's members share buckets.
+    query_block: queries scored together against the union of their candidates
+        (queries are sorted by first-table key first, so a block's members tend to share buckets).
     """
 
     n_bits: int = 12
@@ -204,7 +204,8 @@ class LSHIndex:
         for chunk_start in range(0, n_queries, chunk):
             rows = order[chunk_start : chunk_start + chunk]
             query_of, gallery_id = self._probe(keys[rows])
-            by_query = np.argsort(query_of, kind="stable")
+            # Query numbers are below 2**15 here, and numpy radix-sorts int16 (kind="stable"): linear time.
+            by_query = np.argsort(query_of.astype(np.int16), kind="stable")
             query_of, gallery_id = query_of[by_query], gallery_id[by_query]
             bounds = np.searchsorted(query_of, np.arange(0, len(rows) + block, block).clip(max=len(rows)))
             for b, start in enumerate(range(0, len(rows), block)):
@@ -270,18 +271,38 @@ class LSHIndex:
 
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         ids = np.full((len(queries), k), -1, dtype=np.int64)
-        if len(union) == 0:
+        width = int(n_candidates.max())
+        if width == 0:
             return scores, ids, n_candidates
         if len(scratch.rows) < len(union):
             scratch.rows = torch.empty((len(union), self.gallery.shape[1]))
         # torch's gather is multi-threaded (numpy's is not), and rows x queries suits BLAS better than the transpose.
         rows = torch.index_select(self._gallery_t, 0, torch.from_numpy(union), out=scratch.rows[: len(union)])
-        sims = np.ascontiguousarray((rows.numpy() @ queries.T).T)
-        np.copyto(sims, -np.inf, where=~member)
-        top_scores, top = torch.topk(torch.from_numpy(sims), min(k, len(union)), dim=1)
-        scores[:, : top.shape[1]] = top_scores.numpy()
-        ids[:, : top.shape[1]] = union[top.numpy()]
+        sims = rows.numpy() @ queries.T  # [union, block]
+        # Each query's own candidates, left-aligned and padded with -inf, so top-k runs over a
+        # row of its candidates rather than over the whole union.
+        query_row, column = np.nonzero(member)  # grouped by query
+        slot = np.arange(len(column)) - np.repeat(np.cumsum(n_candidates) - n_candidates, n_candidates)
+        own_scores = np.full((len(queries), width), -np.inf, dtype=np.float32)
+        own_scores[query_row, slot] = sims[column, query_row]
+        own_columns = np.zeros((len(queries), width), dtype=np.int64)
+        own_columns[query_row, slot] = column
+        top_scores, top = _top_k(own_scores, min(k, width))
+        scores[:, : top.shape[1]] = top_scores
+        ids[:, : top.shape[1]] = union[np.take_along_axis(own_columns, top, axis=1)]
         return scores, ids, n_candidates
+
+
+def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best k per row, best first: partition, then sort only the k kept.
+
+    numpy, single-threaded, on purpose: these rows are short, and torch.topk's thread
+    start-up costs ten times the work on a busy 2-core machine.
+    """
+    kept = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.indices(scores.shape)[1]
+    kept_scores = np.take_along_axis(scores, kept, axis=1)
+    order = np.argsort(-kept_scores, axis=1, kind="stable")
+    return np.take_along_axis(kept_scores, order, axis=1), np.take_along_axis(kept, order, axis=1)
 
 
 def _hash(features: np.ndarray, planes: np.ndarray) -> np.ndarray:
