@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +84,6 @@ class Method:
     name: str
     family: str  # exact | lsh | faiss-flat | faiss-lsh | faiss-ivf
     build: Callable[[np.ndarray], Callable[[np.ndarray, int, np.ndarray | None], SearchOutput]]
-    params: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ class Comparison:
 def methods_for(config: CompareConfig, n_gallery: int) -> list[Method]:
     """Exact search, every LSH setting in the config and (if asked) the FAISS peers."""
     methods = [Method("exact", "exact", _build_exact)]
-    methods += [Method(c.label, "lsh", _lsh_builder(c), asdict(c)) for c in config.lsh]
+    methods += [Method(c.label, "lsh", _lsh_builder(c)) for c in config.lsh]
     if config.faiss:
         from tirg.index import faiss_peers
 
@@ -104,7 +103,7 @@ def methods_for(config: CompareConfig, n_gallery: int) -> list[Method]:
         methods.append(Method("faiss-flat", "faiss-flat", _faiss_builder(faiss_peers.faiss_flat_ip)))
         for bits in config.faiss_lsh_bits:
             builder = _faiss_builder(lambda g, b=bits: faiss_peers.faiss_lsh(g, b))
-            methods.append(Method(f"faiss-lsh bits={bits}", "faiss-lsh", builder, {"n_bits": bits}))
+            methods.append(Method(f"faiss-lsh bits={bits}", "faiss-lsh", builder))
         n_lists = config.ivf_lists or faiss_peers.default_ivf_lists(n_gallery)
         probes = tuple(p for p in config.ivf_probes if p <= n_lists)
         methods += _ivf_methods(n_lists, probes, config.seed)
@@ -143,17 +142,11 @@ def run_comparison(
     k = max(config.ks)
     target_labels, gallery_labels = np.asarray(target_labels), np.asarray(gallery_labels)
 
-    searchers, build_seconds = [], []
-    for method in methods:
-        start = time.perf_counter()
-        searchers.append(method.build(gallery))
-        build_seconds.append(time.perf_counter() - start)
-        logger.info("built %s in %.2f s", method.name, build_seconds[-1])
-
+    searchers, build_seconds = _build_all(methods, gallery)
     rows = []
     for repeat, sample in enumerate(draw_samples(len(queries), config.n_queries, config.n_repeats, config.seed)):
         sample_exclude = None if exclude is None else exclude[sample]
-        reference = None
+        reference = None  # exact search's top-k on this sample
         for method, search, build_s in zip(methods, searchers, build_seconds):
             start = time.perf_counter()
             out = search(queries[sample], k, sample_exclude)
@@ -174,12 +167,21 @@ def run_comparison(
                 }
             )
             logger.info("repeat %d %s: %.3f s, recall@%d %.3f", repeat, method.name, query_s, k, recalls[k])
-    runs = pd.DataFrame(rows)
-    summary = summarize(runs)
+    summary = summarize(pd.DataFrame(rows))
     stats = {m.name: s.stats for m, s in zip(methods, searchers) if hasattr(s, "stats")}
     for column in ("nonempty_buckets_mean", "bucket_size_median", "bucket_size_max"):
         summary[column] = [stats[name][column] if name in stats else np.nan for name in summary["method"]]
-    return Comparison(runs=runs, summary=summary)
+    return Comparison(runs=pd.DataFrame(rows), summary=summary)
+
+
+def _build_all(methods: Sequence[Method], gallery: np.ndarray) -> tuple[list[Callable], list[float]]:
+    searchers, build_seconds = [], []
+    for method in methods:
+        start = time.perf_counter()
+        searchers.append(method.build(gallery))
+        build_seconds.append(time.perf_counter() - start)
+        logger.info("built %s in %.2f s", method.name, build_seconds[-1])
+    return searchers, build_seconds
 
 
 def draw_samples(n_available: int, n_queries: int, n_repeats: int, seed: int) -> list[np.ndarray]:
@@ -344,6 +346,6 @@ def _ivf_methods(n_lists: int, probes: tuple[int, ...], seed: int) -> list[Metho
         return _faiss_builder(make)
 
     return [
-        Method(f"faiss-ivf lists={n_lists} probe={p}", "faiss-ivf", builder(i), {"n_lists": n_lists, "n_probe": p})
+        Method(f"faiss-ivf lists={n_lists} probe={p}", "faiss-ivf", builder(i))
         for i, p in enumerate(probes)
     ]

@@ -3,11 +3,16 @@
 The similarity tile is computed with numpy's BLAS (multi-threaded; on the AMD CPUs
 this project measures on, OpenBLAS is markedly faster than torch's MKL for this
 product), and the top-k of each tile is selected with torch.topk (multi-threaded
-partial selection). Peak memory is one tile, query_block x gallery_block floats,
-whatever the number of queries or gallery rows.
+partial selection) in a helper thread while BLAS computes the next tile: run one
+after the other, the selection also waits for BLAS's idle threads to stop spinning.
+Peak memory is two tiles, query_block x gallery_block floats each, whatever the
+number of queries or gallery rows.
 """
 
 from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -51,28 +56,42 @@ def exact_search(
 
     best_scores = torch.full((n_queries, k), -torch.inf)
     best_ids = torch.full((n_queries, k), -1, dtype=torch.int64)
-    # One flat buffer reused for every tile: BLAS writes into it in place, which saves
-    # the page faults of a fresh multi-megabyte allocation per tile.
-    tile_buffer = np.empty(min(block_size, n_queries) * min(gallery_block_size, n_gallery), dtype=np.float32)
-    # Gallery blocks outside, query blocks inside: each gallery block is read once from a memory map.
-    for g_start in range(0, n_gallery, gallery_block_size):
-        g_block = np.ascontiguousarray(gallery[g_start : g_start + gallery_block_size])
-        for q_start in range(0, n_queries, block_size):
-            q_stop = min(q_start + block_size, n_queries)
-            tile = tile_buffer[: (q_stop - q_start) * len(g_block)].reshape(q_stop - q_start, len(g_block))
-            np.matmul(queries[q_start:q_stop], g_block.T, out=tile)
-            if exclude is not None:
-                _mask_excluded(tile, exclude[q_start:q_stop] - g_start)
-            tile_scores, tile_ids = torch.topk(torch.from_numpy(tile), min(k, len(g_block)), dim=1)
-            tile_ids += g_start
-            if g_start == 0:
-                best_scores[q_start:q_stop, : tile_scores.shape[1]] = tile_scores
-                best_ids[q_start:q_stop, : tile_ids.shape[1]] = tile_ids
-            else:
-                merged_scores = torch.cat([best_scores[q_start:q_stop], tile_scores], dim=1)
-                merged_ids = torch.cat([best_ids[q_start:q_stop], tile_ids], dim=1)
-                best_scores[q_start:q_stop], order = torch.topk(merged_scores, k, dim=1)
-                best_ids[q_start:q_stop] = torch.gather(merged_ids, 1, order)
+
+    def merge(selected: Future, q_start: int, q_stop: int, g_start: int) -> None:
+        tile_scores, tile_ids = selected.result()
+        tile_ids += g_start
+        if g_start == 0:
+            best_scores[q_start:q_stop, : tile_scores.shape[1]] = tile_scores
+            best_ids[q_start:q_stop, : tile_ids.shape[1]] = tile_ids
+        else:
+            merged_scores = torch.cat([best_scores[q_start:q_stop], tile_scores], dim=1)
+            merged_ids = torch.cat([best_ids[q_start:q_stop], tile_ids], dim=1)
+            best_scores[q_start:q_stop], order = torch.topk(merged_scores, k, dim=1)
+            best_ids[q_start:q_stop] = torch.gather(merged_ids, 1, order)
+
+    # Two flat buffers used in turn: BLAS fills one while the other's top-k is selected. Reusing
+    # them saves the page faults of a fresh multi-megabyte allocation per tile.
+    tile_size = min(block_size, n_queries) * min(gallery_block_size, n_gallery)
+    buffers = [np.empty(tile_size, dtype=np.float32) for _ in range(2)]
+    pending: deque[tuple[Future, int, int, int]] = deque()
+    with ThreadPoolExecutor(max_workers=1) as selector:
+        # Gallery blocks outside, query blocks inside: each gallery block is read once from a memory map.
+        for g_start in range(0, n_gallery, gallery_block_size):
+            g_block = np.ascontiguousarray(gallery[g_start : g_start + gallery_block_size])
+            for q_start in range(0, n_queries, block_size):
+                q_stop = min(q_start + block_size, n_queries)
+                if len(pending) == 2:  # the oldest selection must finish before its buffer is overwritten
+                    merge(*pending.popleft())
+                buffer = buffers[0]
+                buffers.reverse()
+                tile = buffer[: (q_stop - q_start) * len(g_block)].reshape(q_stop - q_start, len(g_block))
+                np.matmul(queries[q_start:q_stop], g_block.T, out=tile)
+                if exclude is not None:
+                    _mask_excluded(tile, exclude[q_start:q_stop] - g_start)
+                selected = selector.submit(torch.topk, torch.from_numpy(tile), min(k, len(g_block)), 1)
+                pending.append((selected, q_start, q_stop, g_start))
+        while pending:
+            merge(*pending.popleft())
     return best_scores.numpy(), best_ids.numpy()
 
 
