@@ -1,5 +1,9 @@
-"""Nearest-neighbour search over feature matrices: exact (blocked top-k) and approximate."""
+"""Nearest-neighbour search over feature matrices: exact (blocked top-k), LSH, and FAISS peers.
+
+The FAISS peers live in tirg.index.faiss_peers and import faiss only when used.
+"""
 
 from tirg.index.exact import exact_search
+from tirg.index.lsh import BucketStats, LSHConfig, LSHIndex, LSHResult, probe_masks
 
-__all__ = ["exact_search"]
+__all__ = ["BucketStats", "LSHConfig", "LSHIndex", "LSHResult", "exact_search", "probe_masks"]

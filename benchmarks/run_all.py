@@ -1,0 +1,30 @@
+"""Every benchmark, as `make bench` runs it: the Fashion200k-scale acceptance run, then the scale run.
+
+    python benchmarks/run_all.py           # full: 5 x 5,000 queries; 30k, 300k, 1M gallery
+    python benchmarks/run_all.py --quick   # a few minutes: 2 x 2,000 queries; 30k and 100k gallery
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import bench_scale, bench_search
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    args = parser.parse_args(argv)
+    out = ["--out", str(args.out)]
+    bench_search.main((["--quick"] if args.quick else []) + out)
+    bench_scale.main((["--sizes", "30000", "100000", "--queries", "500"] if args.quick else []) + out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The comparison runner, its tables and plots, and the FAISS peers."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tirg.compare import (
+    CompareConfig,
+    acceptance,
+    best_lsh,
+    draw_samples,
+    pareto_front,
+    run_comparison,
+    top_k_overlap,
+    two_row_table,
+    write_outputs,
+)
+from tirg.index import LSHConfig, exact_search
+from tirg.index.faiss_peers import import_faiss
+
+
+def _task(n_gallery: int = 600, n_queries: int = 120, dim: int = 16, seed: int = 0):
+    """Clustered gallery with 3 items per label; each query is a noisy copy of its target item."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((12, dim))
+    gallery_labels = np.arange(n_gallery) // 3
+    label_centers = centers[rng.integers(0, 12, n_gallery // 3)] + 0.5 * rng.standard_normal((n_gallery // 3, dim))
+    gallery = (label_centers[gallery_labels] + 0.3 * rng.standard_normal((n_gallery, dim))).astype(np.float32)
+    targets = rng.integers(0, n_gallery, n_queries)
+    queries = (gallery[targets] + 0.3 * rng.standard_normal((n_queries, dim))).astype(np.float32)
+    sources = rng.integers(0, n_gallery, n_queries)
+    return queries, gallery, sources, gallery_labels[targets], gallery_labels
+
+
+def _small_config(**overrides) -> CompareConfig:
+    settings = dict(
+        n_repeats=2,
+        n_queries=50,
+        ks=(1, 5, 10),
+        lsh=(LSHConfig(n_bits=4, n_tables=1), LSHConfig(n_bits=6, n_tables=4, probe_radius=1)),
+        faiss=False,
+    )
+    settings.update(overrides)
+    return CompareConfig(**settings)
+
+
+def test_comparison_rows_are_consistent_with_exact_search() -> None:
+    queries, gallery, sources, targets, labels = _task()
+    comparison = run_comparison(queries, gallery, sources, targets, labels, _small_config())
+    runs, summary = comparison.runs, comparison.summary
+    assert len(runs) == 3 * 2
+    assert list(summary["method"]) == ["exact", "lsh b=4 L=1 r=0", "lsh b=6 L=4 r=1"]
+    exact = summary.iloc[0]
+    assert exact["overlap@10_mean"] == 1.0 and exact["candidates_mean"] == len(gallery)
+    # Recall of exact search on the first sample, computed independently.
+    sample = draw_samples(len(queries), 50, 2, seed=0)[0]
+    _, ids = exact_search(queries[sample], gallery, 10, exclude=sources[sample])
+    expected = np.mean([(labels[row] == targets[i]).any() for i, row in zip(sample, ids)])
+    assert runs.iloc[0]["recall@10"] == pytest.approx(expected)
+    lsh = summary[summary["family"] == "lsh"]
+    assert (lsh["candidates_mean"] <= len(gallery)).all() and (lsh["overlap@10_mean"] <= 1).all()
+    assert (lsh["nonempty_buckets_mean"] >= 1).all()
+    assert (summary["query_s_mean"] > 0).all() and (summary["build_s"] >= 0).all()
+
+
+def test_samples_are_seeded_and_without_replacement() -> None:
+    samples = draw_samples(100, 60, 3, seed=5)
+    assert all(len(np.unique(s)) == 60 for s in samples)
+    assert not np.array_equal(samples[0], samples[1])
+    np.testing.assert_array_equal(samples[2], draw_samples(100, 60, 3, seed=5)[2])
+    with pytest.raises(ValueError, match="n_queries=101"):
+        draw_samples(100, 101, 1, seed=0)
+
+
+def test_top_k_overlap_counts_shared_ids_per_query() -> None:
+    reference = np.array([[1, 2, 3], [4, 5, 6]])
+    assert top_k_overlap(np.array([[3, 2, 9], [6, 5, 4]]), reference) == pytest.approx(5 / 6)
+    assert top_k_overlap(np.array([[-1, -1, 1], [-1, -1, -1]]), reference) == pytest.approx(1 / 6)
+
+
+def _summary() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "method": ["exact", "lsh a", "lsh b", "lsh c", "faiss-flat"],
+            "family": ["exact", "lsh", "lsh", "lsh", "faiss-flat"],
+            "query_s_mean": [1.0, 0.5, 0.3, 0.2, 0.9],
+            "query_s_std": [0.1] * 5,
+            "recall@100_mean": [0.7, 0.69, 0.68, 0.5, 0.7],
+            "recall@100_std": [0.01] * 5,
+            "overlap@100_mean": [1.0, 0.97, 0.96, 0.6, 1.0],
+            "candidates_mean": [1000, 300, 200, 100, 1000],
+        }
+    )
+
+
+def test_pareto_front_keeps_only_undominated_methods() -> None:
+    front = pareto_front(_summary(), "recall@100_mean")
+    assert front.tolist() == [False, True, True, True, True]
+
+
+def test_best_lsh_is_the_fastest_meeting_the_target_else_the_most_accurate_that_prunes() -> None:
+    assert best_lsh(_summary(), "overlap@100_mean", 0.95)["method"] == "lsh b"
+    assert best_lsh(_summary(), "overlap@100_mean", 0.99)["method"] == "lsh a"
+    mostly_fallback = _summary().assign(candidates_mean=[1000, 900, 200, 100, 1000], query_s_mean=[1, 0.1, 0.3, 0.2, 1])
+    assert best_lsh(mostly_fallback, "overlap@100_mean", 0.95)["method"] == "lsh b"
+    assert best_lsh(mostly_fallback, "overlap@100_mean", 0.99)["method"] == "lsh b"
+
+
+def test_acceptance_ratios_and_two_row_table() -> None:
+    result = acceptance(_summary(), 0.95)
+    assert result["best_lsh"] == "lsh b" and result["lsh_target_met"]
+    assert result["lsh_speedup_over_exact"] == pytest.approx(1 / 0.3)
+    assert result["exact_over_faiss_flat_time"] == pytest.approx(1 / 0.9)
+    table = two_row_table(_summary(), 0.95).splitlines()
+    assert table[0] == "| | Recall (R@100) | Time (s) |"
+    assert table[2] == "| Hashing (lsh b) | 68.00 ± 1.00 | 0.300 ± 0.100 |"
+    assert table[3] == "| No hashing (exact) | 70.00 ± 1.00 | 1.000 ± 0.100 |"
+
+
+def test_outputs_are_written(tmp_path) -> None:
+    queries, gallery, sources, targets, labels = _task()
+    config = _small_config(n_repeats=1)
+    comparison = run_comparison(queries, gallery, sources, targets, labels, config)
+    paths = write_outputs(comparison, tmp_path / "out", 0.95, config.ks)
+    assert [p.name for p in paths] == ["summary.csv", "runs.csv", "table.md", "recall_vs_time.png", "recall_at_k.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert pd.read_csv(paths[0])["method"].tolist() == comparison.summary["method"].tolist()
+
+
+def test_bad_comparison_input_is_rejected() -> None:
+    queries, gallery, sources, targets, labels = _task()
+    with pytest.raises(ValueError, match="n_queries=500"):
+        run_comparison(queries, gallery, sources, targets, labels, _small_config(n_queries=500))
+    with pytest.raises(ValueError, match="target_labels"):
+        run_comparison(queries, gallery, sources, targets[:-1], labels, _small_config())
+    with pytest.raises(ValueError, match="n_repeats=0"):
+        _small_config(n_repeats=0)
+
+
+def test_missing_faiss_gives_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "faiss", None)  # makes `import faiss` raise ImportError
+    with pytest.raises(ImportError, match=r"pip install \"tirg\[faiss\]\""):
+        import_faiss()
+
+
+def test_faiss_peers_in_the_comparison() -> None:
+    pytest.importorskip("faiss")
+    from tirg.index.faiss_peers import faiss_flat_ip
+
+    queries, gallery, sources, targets, labels = _task()
+    _, expected = exact_search(queries, gallery, 10, exclude=sources)
+    _, got = faiss_flat_ip(gallery).search(queries, 10, exclude=sources)
+    np.testing.assert_array_equal(got, expected)
+
+    config = _small_config(n_repeats=1, faiss=True, faiss_lsh_bits=(64,), ivf_lists=8, ivf_probes=(1, 8))
+    summary = run_comparison(queries, gallery, sources, targets, labels, config).summary
+    families = summary.set_index("method")["family"]
+    assert families["faiss-flat"] == "faiss-flat" and families["faiss-lsh bits=64"] == "faiss-lsh"
+    ivf = summary[summary["family"] == "faiss-ivf"].set_index("method")
+    assert ivf.loc["faiss-ivf lists=8 probe=8", "candidates_mean"] == len(gallery)  # all lists probed
+    assert ivf.loc["faiss-ivf lists=8 probe=8", "overlap@10_mean"] == 1.0
+    assert ivf.loc["faiss-ivf lists=8 probe=1", "candidates_mean"] < len(gallery)
+    assert summary.set_index("method").loc["faiss-flat", "overlap@10_mean"] == 1.0

@@ -1,0 +1,351 @@
+"""Recall-versus-time comparison of exact search, LSH settings and FAISS peers on one feature set.
+
+R random samples of Q queries (without replacement, seeded) are searched by every
+method; each sample is searched by exact search first, whose top-k is the reference
+for the overlap of the others. Methods are interleaved within a sample so that
+load on a shared machine spreads over all of them. The result is one row per
+(method, sample) and a summary with mean and std per method.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tirg.index.checks import as_exclude, as_features
+from tirg.index.exact import exact_search
+from tirg.index.lsh import LSHConfig, LSHIndex
+from tirg.metrics import DEFAULT_KS, recall_at_ks
+
+logger = logging.getLogger(__name__)
+
+# bits x tables x probe radius; the first is the original's (12 bits, one table, no probing).
+# Longer keys over many tables keep the candidate sets small while every true neighbour
+# still gets many chances to collide; they are the settings on the measured front.
+DEFAULT_LSH_GRID: tuple[LSHConfig, ...] = (
+    LSHConfig(n_bits=12, n_tables=1, probe_radius=0),
+    LSHConfig(n_bits=12, n_tables=1, probe_radius=2),
+    LSHConfig(n_bits=8, n_tables=8, probe_radius=1),
+    LSHConfig(n_bits=12, n_tables=16, probe_radius=1),
+    LSHConfig(n_bits=12, n_tables=48, probe_radius=0),
+    LSHConfig(n_bits=16, n_tables=32, probe_radius=1),
+    LSHConfig(n_bits=16, n_tables=96, probe_radius=0),
+    LSHConfig(n_bits=18, n_tables=128, probe_radius=0),
+)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What to compare and how often.
+
+    n_repeats x n_queries: random query samples (without replacement, seeded by `seed`).
+    lsh: LSH settings; their hyperplane seeds are taken from each LSHConfig.
+    faiss: include the FAISS peers (needs faiss-cpu); faiss_lsh_bits and ivf_probes set them.
+    ivf_lists: IVF cells; None means about 4 sqrt(N).
+    overlap_target: top-k overlap with exact search that the "best LSH" row must reach.
+    """
+
+    n_repeats: int = 5
+    n_queries: int = 5000
+    ks: tuple[int, ...] = DEFAULT_KS
+    seed: int = 0
+    lsh: tuple[LSHConfig, ...] = DEFAULT_LSH_GRID
+    faiss: bool = True
+    faiss_lsh_bits: tuple[int, ...] = (512, 2048)
+    ivf_lists: int | None = None
+    ivf_probes: tuple[int, ...] = (4, 16, 64)
+    overlap_target: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.n_repeats < 1 or self.n_queries < 1:
+            raise ValueError(f"n_repeats={self.n_repeats} and n_queries={self.n_queries} must be >= 1")
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"ks={self.ks} must be a non-empty tuple of positive cut-offs")
+
+
+@dataclass(frozen=True)
+class SearchOutput:
+    """What a method returns for one sample: ranked ids and how many gallery items each query was compared with."""
+
+    ids: np.ndarray  # int64 [Q, k], -1 for an empty slot
+    n_compared: np.ndarray | None  # int64 [Q]; None: the searcher's count(queries) says, outside the timing
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named search method: `build(gallery)` returns `search(queries, k, exclude) -> SearchOutput`."""
+
+    name: str
+    family: str  # exact | lsh | faiss-flat | faiss-lsh | faiss-ivf
+    build: Callable[[np.ndarray], Callable[[np.ndarray, int, np.ndarray | None], SearchOutput]]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    runs: pd.DataFrame  # one row per (method, sample)
+    summary: pd.DataFrame  # one row per method: *_mean and *_std columns, build_s, bucket statistics
+
+
+def methods_for(config: CompareConfig, n_gallery: int) -> list[Method]:
+    """Exact search, every LSH setting in the config and (if asked) the FAISS peers."""
+    methods = [Method("exact", "exact", _build_exact)]
+    methods += [Method(c.label, "lsh", _lsh_builder(c)) for c in config.lsh]
+    if config.faiss:
+        from tirg.index import faiss_peers
+
+        faiss_peers.import_faiss()  # fail before any timing if faiss is missing
+        methods.append(Method("faiss-flat", "faiss-flat", _faiss_builder(faiss_peers.faiss_flat_ip)))
+        for bits in config.faiss_lsh_bits:
+            builder = _faiss_builder(lambda g, b=bits: faiss_peers.faiss_lsh(g, b))
+            methods.append(Method(f"faiss-lsh bits={bits}", "faiss-lsh", builder))
+        n_lists = config.ivf_lists or faiss_peers.default_ivf_lists(n_gallery)
+        probes = tuple(p for p in config.ivf_probes if p <= n_lists)
+        methods += _ivf_methods(n_lists, probes, config.seed)
+    return methods
+
+
+def run_comparison(
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    exclude: np.ndarray | None,
+    target_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    config: CompareConfig,
+    methods: Sequence[Method] | None = None,
+) -> Comparison:
+    """Search R samples of Q queries with every method; time build and query, score recall and overlap.
+
+    Args:
+        queries: float32 [n, d] all query features (samples are drawn from these rows).
+        gallery: float32 [N, d] gallery features (may be memory-mapped).
+        exclude: int [n] gallery id each query must not return (its source image), -1 none; or None.
+        target_labels: int [n] label of each query's target; gallery_labels: int [N].
+        methods: defaults to methods_for(config, N); the first must be exact search (the overlap reference).
+    """
+    gallery = as_features("gallery", gallery)
+    queries = as_features("queries", queries, dim=gallery.shape[1])
+    exclude = as_exclude(exclude, len(queries), len(gallery))
+    if len(target_labels) != len(queries) or len(gallery_labels) != len(gallery):
+        raise ValueError(
+            f"target_labels ({len(target_labels)}) and gallery_labels ({len(gallery_labels)}) must match "
+            f"the queries ({len(queries)}) and gallery ({len(gallery)})"
+        )
+    methods = list(methods) if methods is not None else methods_for(config, len(gallery))
+    if methods[0].family != "exact":
+        raise ValueError(f"the first method must be exact search (the overlap reference), got {methods[0].name!r}")
+    k = max(config.ks)
+    target_labels, gallery_labels = np.asarray(target_labels), np.asarray(gallery_labels)
+
+    searchers, build_seconds = _build_all(methods, gallery)
+    rows = []
+    for repeat, sample in enumerate(draw_samples(len(queries), config.n_queries, config.n_repeats, config.seed)):
+        sample_exclude = None if exclude is None else exclude[sample]
+        reference = None  # exact search's top-k on this sample
+        for method, search, build_s in zip(methods, searchers, build_seconds):
+            start = time.perf_counter()
+            out = search(queries[sample], k, sample_exclude)
+            query_s = time.perf_counter() - start
+            n_compared = out.n_compared if out.n_compared is not None else search.count(queries[sample])
+            reference = out.ids if reference is None else reference
+            recalls = recall_at_ks(out.ids, target_labels[sample], gallery_labels, config.ks)
+            rows.append(
+                {
+                    "method": method.name,
+                    "family": method.family,
+                    "repeat": repeat,
+                    "build_s": build_s,
+                    "query_s": query_s,
+                    **{f"recall@{kk}": value for kk, value in recalls.items()},
+                    f"overlap@{k}": top_k_overlap(out.ids, reference),
+                    "candidates": float(n_compared.mean()),
+                }
+            )
+            logger.info("repeat %d %s: %.3f s, recall@%d %.3f", repeat, method.name, query_s, k, recalls[k])
+    summary = summarize(pd.DataFrame(rows))
+    stats = {m.name: s.stats for m, s in zip(methods, searchers) if hasattr(s, "stats")}
+    for column in ("nonempty_buckets_mean", "bucket_size_median", "bucket_size_max"):
+        summary[column] = [stats[name][column] if name in stats else np.nan for name in summary["method"]]
+    return Comparison(runs=pd.DataFrame(rows), summary=summary)
+
+
+def _build_all(methods: Sequence[Method], gallery: np.ndarray) -> tuple[list[Callable], list[float]]:
+    searchers, build_seconds = [], []
+    for method in methods:
+        start = time.perf_counter()
+        searchers.append(method.build(gallery))
+        build_seconds.append(time.perf_counter() - start)
+        logger.info("built %s in %.2f s", method.name, build_seconds[-1])
+    return searchers, build_seconds
+
+
+def draw_samples(n_available: int, n_queries: int, n_repeats: int, seed: int) -> list[np.ndarray]:
+    """n_repeats sorted samples of n_queries distinct query rows each (the original drew with replacement)."""
+    if n_queries > n_available:
+        raise ValueError(f"n_queries={n_queries} is more than the {n_available} queries available")
+    rng = np.random.default_rng(seed)
+    return [np.sort(rng.choice(n_available, size=n_queries, replace=False)) for _ in range(n_repeats)]
+
+
+def top_k_overlap(ids: np.ndarray, reference: np.ndarray) -> float:
+    """Mean over queries of |ids_i intersect reference_i| / k; -1 slots never count."""
+    k = reference.shape[1]
+    offset = np.arange(len(ids))[:, None] * (int(max(ids.max(), reference.max())) + 1)
+    found = np.where(ids >= 0, ids + offset, -1)
+    wanted = np.where(reference >= 0, reference + offset, -2)
+    return float(np.isin(found, wanted).sum() / (len(ids) * k))
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over samples of every measured column, one row per method, in the order first seen."""
+    measured = [c for c in runs.columns if c not in ("method", "family", "repeat", "build_s")]
+    grouped = runs.groupby(["method", "family"], sort=False)
+    summary = grouped[measured].agg(["mean", "std"])
+    summary.columns = [f"{column}_{stat}" for column, stat in summary.columns]
+    summary["build_s"] = grouped["build_s"].first()
+    return summary.reset_index()
+
+
+def pareto_front(summary: pd.DataFrame, quality: str, time_column: str = "query_s_mean") -> pd.Series:
+    """True for methods no other method beats on both quality (higher) and time (lower)."""
+    q, t = summary[quality].to_numpy(), summary[time_column].to_numpy()
+    at_least_as_good = (q[None, :] >= q[:, None]) & (t[None, :] <= t[:, None])
+    strictly_better = (q[None, :] > q[:, None]) | (t[None, :] < t[:, None])
+    dominated = (at_least_as_good & strictly_better).any(axis=1)  # [i]: some j beats i
+    return pd.Series(~dominated, index=summary.index)
+
+
+def best_lsh(summary: pd.DataFrame, overlap_column: str, overlap_target: float) -> pd.Series:
+    """The fastest LSH setting reaching the overlap target, else the most accurate one.
+
+    Settings that compare each query with half the gallery or more on average (mostly
+    falling back to exact search: exact search with overhead) are passed over when any
+    other setting exists.
+    """
+    lsh = summary[summary["family"] == "lsh"]
+    if lsh.empty:
+        raise ValueError("the comparison has no LSH setting")
+    n_gallery = summary.loc[summary["family"] == "exact", "candidates_mean"].max()
+    pruning = lsh[lsh["candidates_mean"] < n_gallery / 2]
+    pool = pruning if not pruning.empty else lsh
+    good = pool[pool[overlap_column] >= overlap_target]
+    if not good.empty:
+        return good.loc[good["query_s_mean"].idxmin()]
+    return pool.loc[pool[overlap_column].idxmax()]
+
+
+def acceptance(summary: pd.DataFrame, overlap_target: float, k: int = 100) -> dict[str, float | str | bool]:
+    """The issue's ratios: exact / FAISS flat time, best LSH speedup over exact, and its overlap."""
+    exact = summary[summary["family"] == "exact"].iloc[0]
+    overlap_column = f"overlap@{k}_mean"
+    lsh = best_lsh(summary, overlap_column, overlap_target)
+    result: dict[str, float | str | bool] = {
+        "best_lsh": lsh["method"],
+        "lsh_speedup_over_exact": exact["query_s_mean"] / lsh["query_s_mean"],
+        "lsh_overlap": lsh[overlap_column],
+        "lsh_recall_gap": exact[f"recall@{k}_mean"] - lsh[f"recall@{k}_mean"],
+    }
+    result["lsh_target_met"] = bool(result["lsh_speedup_over_exact"] > 1 and result["lsh_overlap"] >= overlap_target)
+    flat = summary[summary["family"] == "faiss-flat"]
+    if not flat.empty:
+        result["exact_over_faiss_flat_time"] = exact["query_s_mean"] / flat.iloc[0]["query_s_mean"]
+    return result
+
+
+def two_row_table(summary: pd.DataFrame, overlap_target: float, k: int = 100) -> str:
+    """The original's table (Recall@k and query time, mean +- std) for the best LSH setting and exact search."""
+    lsh = best_lsh(summary, f"overlap@{k}_mean", overlap_target)
+    exact = summary[summary["family"] == "exact"].iloc[0]
+    lines = [f"| | Recall (R@{k}) | Time (s) |", "|---|---|---|"]
+    for title, row in ((f"Hashing ({lsh['method']})", lsh), ("No hashing (exact)", exact)):
+        recall = f"{100 * row[f'recall@{k}_mean']:.2f} ± {100 * row[f'recall@{k}_std']:.2f}"
+        seconds = f"{row['query_s_mean']:.3f} ± {row['query_s_std']:.3f}"
+        lines.append(f"| {title} | {recall} | {seconds} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(comparison: Comparison, out_dir: Path, overlap_target: float, ks: Sequence[int]) -> list[Path]:
+    """Write summary.csv, runs.csv, table.md and the two plots into out_dir; return the paths written."""
+    from tirg.plots_compare import plot_recall_curves, plot_recall_vs_time
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "summary.csv", out_dir / "runs.csv", out_dir / "table.md"]
+    comparison.summary.to_csv(paths[0], index=False)
+    comparison.runs.to_csv(paths[1], index=False)
+    paths[2].write_text(two_row_table(comparison.summary, overlap_target, max(ks)))
+    paths.append(plot_recall_vs_time(comparison.summary, out_dir / "recall_vs_time.png", k=max(ks)))
+    paths.append(plot_recall_curves(comparison.summary, out_dir / "recall_at_k.png", ks, overlap_target))
+    return paths
+
+
+def _build_exact(gallery: np.ndarray) -> Callable[[np.ndarray, int, np.ndarray | None], SearchOutput]:
+    def search(queries: np.ndarray, k: int, exclude: np.ndarray | None) -> SearchOutput:
+        _, ids = exact_search(queries, gallery, k, exclude=exclude)
+        return SearchOutput(ids, np.full(len(queries), len(gallery), dtype=np.int64))
+
+    return search
+
+
+class _LSHSearch:
+    """LSHIndex as a comparison method; fallback queries count as comparing with the whole gallery."""
+
+    def __init__(self, index: LSHIndex) -> None:
+        self.index = index
+        buckets = index.bucket_stats()
+        self.stats = {
+            "nonempty_buckets_mean": float(np.mean(buckets.nonempty_buckets)),
+            "bucket_size_median": buckets.size_median,
+            "bucket_size_max": float(buckets.size_max),
+        }
+
+    def __call__(self, queries: np.ndarray, k: int, exclude: np.ndarray | None) -> SearchOutput:
+        result = self.index.search(queries, k, exclude=exclude)
+        n_compared = np.where(result.fallback, len(self.index.gallery), result.n_candidates)
+        return SearchOutput(result.ids, n_compared)
+
+
+def _lsh_builder(config: LSHConfig) -> Callable[[np.ndarray], _LSHSearch]:
+    return lambda gallery: _LSHSearch(LSHIndex.build(gallery, config))
+
+
+class _FaissSearch:
+    """A FAISS peer as a comparison method; count() (IVF's probed-list sizes) runs outside the timing."""
+
+    def __init__(self, searcher: object) -> None:
+        self.searcher = searcher
+
+    def __call__(self, queries: np.ndarray, k: int, exclude: np.ndarray | None) -> SearchOutput:
+        _, ids = self.searcher.search(queries, k, exclude=exclude)
+        return SearchOutput(ids, None)
+
+    def count(self, queries: np.ndarray) -> np.ndarray:
+        return self.searcher.n_compared(queries)
+
+
+def _faiss_builder(make: Callable) -> Callable[[np.ndarray], _FaissSearch]:
+    return lambda gallery: _FaissSearch(make(gallery))
+
+
+def _ivf_methods(n_lists: int, probes: tuple[int, ...], seed: int) -> list[Method]:
+    """One IVF method per probe count; the index is trained once, by whichever is built first."""
+    from tirg.index import faiss_peers
+
+    trained: dict[int, faiss_peers.FaissSearcher] = {}
+
+    def builder(position: int) -> Callable:
+        def make(gallery: np.ndarray) -> faiss_peers.FaissSearcher:
+            if not trained:
+                trained.update(enumerate(faiss_peers.faiss_ivf_flat(gallery, n_lists, probes, seed=seed)))
+            return trained[position]
+
+        return _faiss_builder(make)
+
+    return [
+        Method(f"faiss-ivf lists={n_lists} probe={p}", "faiss-ivf", builder(i))
+        for i, p in enumerate(probes)
+    ]
