@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,9 @@ import pandas as pd
 
 from tirg.index.checks import as_exclude, as_features
 from tirg.index.exact import exact_search
+from tirg.features import FeatureCache
 from tirg.index.lsh import LSHConfig, LSHIndex
-from tirg.metrics import DEFAULT_KS, recall_at_ks
+from tirg.metrics import DEFAULT_KS, encode_captions, recall_at_ks
 
 logger = logging.getLogger(__name__)
 
@@ -349,3 +350,16 @@ def _ivf_methods(n_lists: int, probes: tuple[int, ...], seed: int) -> list[Metho
         Method(f"faiss-ivf lists={n_lists} probe={p}", "faiss-ivf", builder(i))
         for i, p in enumerate(probes)
     ]
+
+
+def compare_feature_cache(cache: FeatureCache, config: CompareConfig) -> Comparison:
+    """`run_comparison` on a feature cache with TIRG's task labels (target caption vs gallery captions)."""
+    target_labels, gallery_labels = encode_captions(cache.target_captions, cache.gallery_captions)
+    n_queries = min(config.n_queries, len(cache.query_features))
+    if n_queries < config.n_queries:
+        logger.info("the cache has %d queries; sampling %d per repeat instead of %d", n_queries, n_queries, config.n_queries)
+        config = replace(config, n_queries=n_queries)
+    return run_comparison(
+        np.asarray(cache.query_features), np.asarray(cache.gallery_features), np.asarray(cache.query_sources),
+        target_labels, gallery_labels, config,
+    )  # fmt: skip

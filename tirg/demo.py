@@ -6,6 +6,7 @@ test split (whose scenes use compositions never seen in training).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import tempfile
@@ -32,6 +33,8 @@ class DemoConfig:
     results_dir: str = "results/demo"
     images_dir: str = "images"
     models: tuple[str, ...] = ("tirg", "concat", "imgonly", "textonly")
+    lsh_repeats: int = 5
+    lsh_queries: int = 5000  # capped at the test split's number of queries
     loss: str = "batch_based_classification"
     num_iters: int = 250
     batch_size: int = 32
@@ -83,6 +86,27 @@ def run_demo(config: DemoConfig, progress: bool = False) -> pd.DataFrame:
     plot_recall_per_model(table, images_dir / "recall_per_model.png")
     if "tirg" in checkpoints:
         save_retrieval_example(checkpoints["tirg"], data_dir, images_dir / "retrieval_example.png", config)
+        compare_search_methods(checkpoints["tirg"], results_dir, images_dir, config)
+    return table
+
+
+def compare_search_methods(checkpoint: Path, results_dir: Path, images_dir: Path, config: DemoConfig) -> str:
+    """Cache TIRG's test features, compare exact search with LSH (and FAISS when installed)."""
+    from tirg.compare import CompareConfig, compare_feature_cache, two_row_table, write_outputs
+    from tirg.features import compute_and_save, load_feature_cache
+
+    cache_dir = compute_and_save(checkpoint, results_dir / "features" / "css_test", device=resolve_device(config.device))
+    compare_config = CompareConfig(
+        n_repeats=config.lsh_repeats, n_queries=config.lsh_queries, seed=config.seed, faiss=importlib.util.find_spec("faiss") is not None
+    )
+    comparison = compare_feature_cache(load_feature_cache(cache_dir, checkpoint=checkpoint), compare_config)
+    written = write_outputs(comparison, results_dir / "lsh", compare_config.overlap_target, compare_config.ks)
+    for path in written:
+        if path.suffix == ".png":
+            images_dir.mkdir(parents=True, exist_ok=True)
+            (images_dir / f"lsh_{path.name}").write_bytes(path.read_bytes())
+    table = two_row_table(comparison.summary, compare_config.overlap_target, max(compare_config.ks))
+    logger.info("search methods on the CSS test cache:\n%s", table)
     return table
 
 

@@ -1,0 +1,45 @@
+"""Compare exact search, LSH settings and FAISS peers on a feature cache (recall and time).
+
+    python lsh.py --cache features/css_test --out results/lsh
+
+R random samples of Q queries (default 5 x 5,000, without replacement, seeded) are searched by
+every method; writes summary.csv, runs.csv, table.md (the original's Recall@100 / Time table)
+and the recall-versus-time and recall@k plots to --out, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tirg.compare import CompareConfig, compare_feature_cache, two_row_table, write_outputs
+from tirg.errors import TirgError
+from tirg.features import load_feature_cache
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", required=True, help="feature cache folder written by compute_and_save.py")
+    parser.add_argument("--out", default="results/lsh", help="folder for the CSV, table and plots")
+    parser.add_argument("--repeats", type=int, default=5, help="random query samples")
+    parser.add_argument("--queries", type=int, default=5000, help="queries per sample (capped at the cache's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-faiss", action="store_true", help="leave out the FAISS peers")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cache = load_feature_cache(args.cache)
+        config = CompareConfig(n_repeats=args.repeats, n_queries=args.queries, seed=args.seed, faiss=not args.no_faiss)
+        comparison = compare_feature_cache(cache, config)
+    except (TirgError, ValueError, ImportError) as error:
+        print(f"lsh.py: error: {error}", file=sys.stderr)
+        return 2
+    write_outputs(comparison, Path(args.out), config.overlap_target, config.ks)
+    print(two_row_table(comparison.summary, config.overlap_target, max(config.ks)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
