@@ -172,7 +172,10 @@ class LSHIndex:
         )
 
     def candidates(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct gallery ids in the probed buckets, as CSR: (offsets int64 [Q + 1], ids int64, ascending per query)."""
+        """Distinct gallery ids in the probed buckets, as CSR.
+
+        Returns (offsets int64 [Q + 1], ids int64): query i's ids, ascending, are ids[offsets[i]:offsets[i + 1]].
+        """
         keys = self.hash(queries)
         query_of, gallery_id = self._probe(keys)
         pairs = np.unique(query_of.astype(np.int64) * len(self.gallery) + gallery_id)
