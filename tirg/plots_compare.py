@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
-import pandas as pd  # noqa: E402
+# A bare Figure draws with the Agg canvas when saved, without touching pyplot's global backend.
+from matplotlib.figure import Figure
 
-from tirg.compare import best_lsh, pareto_front  # noqa: E402
+from tirg.compare import best_lsh, pareto_front
 
 _FAMILY_STYLE = {
     "exact": ("black", "*"),
@@ -25,7 +24,8 @@ _FAMILY_STYLE = {
 def plot_recall_vs_time(summary: pd.DataFrame, path: Path, k: int = 100) -> Path:
     """Scatter of recall@k (mean +- std) against query time, one colour per family, Pareto front as a line."""
     quality = f"recall@{k}_mean"
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig = Figure(figsize=(8, 5.5))
+    ax = fig.subplots()
     for family, rows in summary.groupby("family", sort=False):
         color, marker = _FAMILY_STYLE.get(family, ("tab:purple", "x"))
         ax.errorbar(
@@ -45,7 +45,6 @@ def plot_recall_vs_time(summary: pd.DataFrame, path: Path, k: int = 100) -> Path
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -54,7 +53,8 @@ def plot_recall_curves(summary: pd.DataFrame, path: Path, ks: Sequence[int], ove
     k = max(ks)
     best = best_lsh(summary, f"overlap@{k}_mean", overlap_target)["method"]
     shown = summary[(summary["family"] != "lsh") | summary["method"].isin([best, "lsh b=12 L=1 r=0"])]
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     for _, row in shown.iterrows():
         color, marker = _FAMILY_STYLE.get(row["family"], ("tab:purple", "x"))
         values = [row[f"recall@{kk}_mean"] for kk in ks]
@@ -69,5 +69,4 @@ def plot_recall_curves(summary: pd.DataFrame, path: Path, ks: Sequence[int], ove
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 MAX_BITS = 64  # keys are packed into one uint64
 MAX_PROBES = 100_000  # probe masks per table; beyond this multi-probe is slower than exact search
 _HASH_BLOCK_ROWS = 65536  # rows hashed at once: bounds the [rows, tables*bits] projection buffer
-_PROBE_CHUNK_QUERIES = 1024  # queries probed per call (< 2**15): bounds the (query, id) pair arrays
+_PROBE_CHUNK_QUERIES = 1024  # queries probed per call: bounds the (query, id) pair arrays
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,10 @@ class LSHIndex:
         )
 
     def candidates(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct gallery ids in the probed buckets, as CSR: (offsets int64 [Q + 1], ids int64, ascending per query)."""
+        """Distinct gallery ids in the probed buckets, as CSR.
+
+        Returns (offsets int64 [Q + 1], ids int64): query i's ids, ascending, are ids[offsets[i]:offsets[i + 1]].
+        """
         keys = self.hash(queries)
         query_of, gallery_id = self._probe(keys)
         pairs = np.unique(query_of.astype(np.int64) * len(self.gallery) + gallery_id)
@@ -188,7 +191,7 @@ class LSHIndex:
         check_k(k, n_gallery, exclude)
 
         keys = _hash(queries, self.planes)
-        # Sorted by first-table key, consecutive queries share buckets, so a block's candidate union stays small.
+        # Sorted by first-table key, consecutive queries tend to share buckets, which keeps a block's union smaller.
         order = np.argsort(keys[:, 0], kind="stable")
         scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
         ids = np.full((n_queries, k), -1, dtype=np.int64)
@@ -204,8 +207,8 @@ class LSHIndex:
         for chunk_start in range(0, n_queries, chunk):
             rows = order[chunk_start : chunk_start + chunk]
             query_of, gallery_id = self._probe(keys[rows])
-            # Query numbers are below 2**15 here, and numpy radix-sorts int16 (kind="stable"): linear time.
-            by_query = np.argsort(query_of.astype(np.int16), kind="stable")
+            # numpy radix-sorts int16 with kind="stable" (linear time); query numbers fit unless blocks are huge.
+            by_query = np.argsort(query_of.astype(np.int16 if len(rows) < 2**15 else np.int64), kind="stable")
             query_of, gallery_id = query_of[by_query], gallery_id[by_query]
             bounds = np.searchsorted(query_of, np.arange(0, len(rows) + block, block).clip(max=len(rows)))
             for b, start in enumerate(range(0, len(rows), block)):
