@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench lab clean
+.PHONY: install demo test bench bench-quick lab clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/run_all.py
+
+bench-quick: $(INSTALLED)
+	$(PY) benchmarks/run_all.py --quick
 
 lab: $(INSTALLED)
 	$(VENV)/bin/jupyter lab notebooks/
