@@ -1,0 +1,59 @@
+"""Data sets: one loader per on-disk format, all behind `RetrievalDataset`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tirg.data.base import ImageView, Pair, PairView, Query, RetrievalDataset, SeededBatchSampler, SourceGroupedBatchSampler
+from tirg.data.css import CSSDataset, OriginalCSSDataset
+from tirg.data.css_generate import CSSGeneratorConfig, generate_css
+from tirg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_transform
+
+LOADERS: dict[str, type[RetrievalDataset]] = {
+    "css": CSSDataset,
+    "css_original": OriginalCSSDataset,
+}
+
+# Stored image size of each data set, when its images should not be resized.
+NATIVE_IMAGE_SIZE: dict[str, int | None] = {"css": None, "css_original": None}
+
+# Training pairs per source image in a batch, as the original loaders drew them
+# (two queries on one source for CSS and MIT-States, independent pairs elsewhere).
+PAIRS_PER_SOURCE: dict[str, int] = {"css": 2, "css_original": 2}
+
+
+def load_dataset(name: str, path: str | Path, split: str) -> RetrievalDataset:
+    """Open split `split` of data set `name` stored at `path`."""
+    if name not in LOADERS:
+        raise ValueError(f"unknown dataset {name!r} (--dataset); choose from {sorted(LOADERS)}")
+    return LOADERS[name](path, split)
+
+
+def default_image_size(name: str) -> int | None:
+    return NATIVE_IMAGE_SIZE.get(name, 224)
+
+
+def default_pairs_per_source(name: str) -> int:
+    return PAIRS_PER_SOURCE.get(name, 1)
+
+
+__all__ = [
+    "CSSDataset",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CSSGeneratorConfig",
+    "ImageView",
+    "LOADERS",
+    "OriginalCSSDataset",
+    "Pair",
+    "PairView",
+    "Query",
+    "RetrievalDataset",
+    "SeededBatchSampler",
+    "SourceGroupedBatchSampler",
+    "default_image_size",
+    "default_pairs_per_source",
+    "generate_css",
+    "image_transform",
+    "load_dataset",
+]
