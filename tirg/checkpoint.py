@@ -6,14 +6,13 @@ the same folder, then rename), so a crash mid-write leaves the previous checkpoi
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tirg.errors import CheckpointError
+from tirg.fileio import atomic_write
 from tirg.models import ComposeModel, build_model
 from tirg.text import Vocabulary
 
@@ -23,18 +22,7 @@ REQUIRED_KEYS = ("format", "version", "iteration", "model_name", "model", "confi
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def make_checkpoint(

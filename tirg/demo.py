@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ import pandas as pd
 
 from tirg.data import CSSGeneratorConfig, generate_css, image_transform, load_dataset
 from tirg.evaluate import compute_image_features, compute_query_features, l2_normalize
+from tirg.fileio import atomic_write_text
 from tirg.index import exact_search
 from tirg.plots import plot_recall_per_model, plot_retrieval
 from tirg.runtime import resolve_device, seed_everything
@@ -44,19 +43,12 @@ class DemoConfig:
     data: CSSGeneratorConfig = field(default_factory=CSSGeneratorConfig)
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
-
-
 def recall_markdown(table: pd.DataFrame) -> str:
     columns = list(table.columns)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |")
+        cells = [f"{value:.3f}" if name.startswith("R@") else str(value) for name, value in zip(columns, row)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -80,8 +72,8 @@ def run_demo(config: DemoConfig, progress: bool = False) -> pd.DataFrame:
         checkpoints[model] = result.checkpoint
         rows.append({"model": model, **result.metrics, "train_seconds": round(time.perf_counter() - started, 1)})
     table = pd.DataFrame(rows)
-    write_text_atomically(results_dir / "recall.csv", table.to_csv(index=False))
-    write_text_atomically(results_dir / "recall.md", recall_markdown(table))
+    atomic_write_text(results_dir / "recall.csv", table.to_csv(index=False))
+    atomic_write_text(results_dir / "recall.md", recall_markdown(table))
     images_dir = Path(config.images_dir)
     plot_recall_per_model(table, images_dir / "recall_per_model.png")
     if "tirg" in checkpoints:

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +29,7 @@ from tirg.checkpoint import load_model
 from tirg.data import IMAGENET_MEAN, IMAGENET_STD, image_transform, load_dataset
 from tirg.errors import CacheError
 from tirg.evaluate import compute_image_features, compute_query_features, l2_normalize
+from tirg.fileio import atomic_directory
 from tirg.train import TrainConfig
 
 FORMAT = "tirg-feature-cache"
@@ -132,19 +130,12 @@ def compute_and_save(
 
 
 def _write_cache(out_dir: Path, arrays: dict[str, np.ndarray], queries: pd.DataFrame, gallery: pd.DataFrame, manifest: dict) -> Path:
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", array, allow_pickle=False)
         queries.to_csv(staging / "queries.csv", index=False)
         gallery.to_csv(staging / "gallery.csv", index=False)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 

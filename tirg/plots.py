@@ -6,8 +6,6 @@ backend is chosen on import and notebooks keep their own display.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,21 +13,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
+from tirg.fileio import atomic_write
+
 HIT_COLOR = "#1a9850"
 MISS_COLOR = "#d73027"
 
 
 def save_figure(figure: Figure, path: str | Path, dpi: int = 110) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temporary, dpi=dpi, bbox_inches="tight")
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    return path
+    file_format = Path(path).suffix.lstrip(".") or "png"
+    return atomic_write(path, lambda f: figure.savefig(f, format=file_format, dpi=dpi, bbox_inches="tight"))
 
 
 def plot_recall_per_model(table: pd.DataFrame, path: str | Path, ks: Sequence[int] = (1, 10)) -> Path:

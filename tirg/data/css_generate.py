@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tirg.fileio import atomic_directory
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "gray": (87, 87, 87),
@@ -219,9 +219,7 @@ def generate_css(out_dir: str | os.PathLike, config: CSSGeneratorConfig = CSSGen
         raise FileExistsError(f"{out_dir / DESCRIPTION_FILE} exists; pass overwrite=True (--overwrite) to replace it")
     rng = np.random.default_rng(config.seed)
     novel = choose_novel_compositions(rng, config.n_novel_compositions)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as staging:
         description: dict = {
             "format": FORMAT,
             "version": 1,
@@ -241,9 +239,4 @@ def generate_css(out_dir: str | os.PathLike, config: CSSGeneratorConfig = CSSGen
             description["splits"][split] = {"images": images, "mods": mods}
         with open(staging / DESCRIPTION_FILE, "w") as f:
             json.dump(description, f)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir / DESCRIPTION_FILE
