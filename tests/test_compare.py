@@ -12,6 +12,7 @@ from tirg.compare import (
     CompareConfig,
     acceptance,
     best_lsh,
+    fastest_lsh_within_recall,
     draw_samples,
     pareto_front,
     run_comparison,
@@ -108,6 +109,16 @@ def test_best_lsh_is_the_fastest_meeting_the_target_else_the_most_accurate_that_
     mostly_fallback = _summary().assign(candidates_mean=[1000, 900, 200, 100, 1000], query_s_mean=[1, 0.1, 0.3, 0.2, 1])
     assert best_lsh(mostly_fallback, "overlap@100_mean", 0.95)["method"] == "lsh b"
     assert best_lsh(mostly_fallback, "overlap@100_mean", 0.99)["method"] == "lsh b"
+
+
+def test_fastest_lsh_within_recall_ignores_pruning() -> None:
+    # Exact recall@100 is 0.70: "lsh a" (0.69) and "lsh b" (0.68) are within 0.02, b is faster.
+    assert fastest_lsh_within_recall(_summary(), k=100, max_gap=0.02)["method"] == "lsh b"
+    assert fastest_lsh_within_recall(_summary(), k=100, max_gap=0.01)["method"] == "lsh a"
+    assert fastest_lsh_within_recall(_summary(), k=100, max_gap=0.001) is None
+    # A setting that fell back to exact search for every query is not counted, however fast.
+    all_fallback = _summary().assign(candidates_mean=[1000, 300, 1000, 100, 1000])
+    assert fastest_lsh_within_recall(all_fallback, k=100, max_gap=0.02)["method"] == "lsh a"
 
 
 def test_acceptance_ratios_and_two_row_table() -> None:

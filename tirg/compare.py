@@ -240,6 +240,20 @@ def best_lsh(summary: pd.DataFrame, overlap_column: str, overlap_target: float) 
     return pool.loc[pool[overlap_column].idxmax()]
 
 
+def fastest_lsh_within_recall(summary: pd.DataFrame, k: int = 100, max_gap: float = 0.01) -> pd.Series | None:
+    """The fastest LSH setting whose task recall@k is within `max_gap` of exact search's, or None.
+
+    This is the recall-first reading of "best": any setting that prunes at all counts, while
+    `best_lsh` is the speed-first one that passes over near-exhaustive settings. A setting
+    whose every query fell back to exact search (candidates = gallery) is not hashing and
+    never counts.
+    """
+    exact = summary[summary["family"] == "exact"].iloc[0]
+    lsh = summary[(summary["family"] == "lsh") & (summary["candidates_mean"] < exact["candidates_mean"])]
+    close = lsh[lsh[f"recall@{k}_mean"] >= exact[f"recall@{k}_mean"] - max_gap]
+    return None if close.empty else close.loc[close["query_s_mean"].idxmin()]
+
+
 def acceptance(summary: pd.DataFrame, overlap_target: float, k: int = 100) -> dict[str, float | str | bool]:
     """The issue's ratios: exact / FAISS flat time, best LSH speedup over exact, and its overlap."""
     exact = summary[summary["family"] == "exact"].iloc[0]
