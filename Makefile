@@ -27,7 +27,7 @@ bench-quick: $(INSTALLED)
 	$(PY) benchmarks/run_all.py --quick
 
 lab: $(INSTALLED)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab
 
 clean:
 	rm -rf runs results features .pytest_cache
