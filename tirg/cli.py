@@ -11,7 +11,6 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
-from pathlib import Path
 
 from tirg.train import TrainConfig
 
@@ -80,13 +79,12 @@ def _run_train(args: argparse.Namespace) -> int:
 
     from tirg.checkpoint import load_checkpoint
     from tirg.runtime import seed_everything
-    from tirg.train import new_run_dir, train
+    from tirg.train import checkpoint_file, new_run_dir, train
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     if args.resume:
         # The run continues under its own saved settings; only the iteration target may grow.
-        resume_file = Path(args.resume)
-        resume_file = resume_file / "latest_checkpoint.pth" if resume_file.is_dir() else resume_file
+        resume_file = checkpoint_file(args.resume)
         saved = load_checkpoint(resume_file)["config"]
         config = TrainConfig.from_dict({**saved, "num_iters": args.num_iters})
         run_dir = resume_file.parent

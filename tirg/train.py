@@ -27,7 +27,7 @@ from tirg.data import (
 )
 from tirg.evaluate import evaluate
 from tirg.models import ComposeModel, build_model
-from tirg.runtime import resolve_device
+from tirg.runtime import resolve_device, seeded_generator
 from tirg.text import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -123,12 +123,14 @@ def make_batch_sampler(trainset: RetrievalDataset, config: TrainConfig, start_it
     return SourceGroupedBatchSampler(sources, config.batch_size, config.seed, start_iteration, per_source)
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """A checkpoint path, or a run folder standing for its latest checkpoint."""
+    path = Path(path)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
 def new_run_dir(config: TrainConfig) -> Path:
     return Path(config.log_dir) / (datetime.now().strftime("%Y%m%d-%H%M%S") + config.comment)
-
-
-def _triplet_generator(seed: int, iteration: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + iteration)
 
 
 def train(
@@ -151,8 +153,7 @@ def train(
     start_iteration = 0
     state: dict[str, Any] | None = None
     if resume is not None:
-        resume = Path(resume)
-        resume_file = resume / CHECKPOINT_NAME if resume.is_dir() else resume
+        resume_file = checkpoint_file(resume)
         state = load_checkpoint(resume_file)
         run_dir = resume_file.parent
         start_iteration = int(state["iteration"])
@@ -168,7 +169,7 @@ def train(
     optimizer = make_optimizer(model, config)
     metrics: dict[str, float] = {}
     if state is not None:
-        check_compatible(state, resume, config.model, vocabulary)
+        check_compatible(state, resume_file, config.model, vocabulary)
         if state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng_state"])
@@ -212,7 +213,7 @@ def train(
         set_learning_rate(optimizer, config, iteration)
         loss = model.compute_loss(
             source_images.to(device), list(texts), target_images.to(device), config.loss,
-            _triplet_generator(config.seed, iteration),
+            seeded_generator(config.seed, iteration),
         )  # fmt: skip
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at iteration {iteration}; lower --learning_rate")

@@ -10,6 +10,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from tirg.errors import DataError
+from tirg.runtime import seeded_generator
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class SeededBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def batch(self, iteration: int) -> list[int]:
         epoch, position = divmod(iteration, self.batches_per_epoch)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        generator = seeded_generator(self.seed, epoch)
         order = torch.randperm(self.num_items, generator=generator)
         return order[position * self.batch_size : (position + 1) * self.batch_size].tolist()
 
@@ -149,7 +150,7 @@ class SourceGroupedBatchSampler(SeededBatchSampler):
         super().__init__(len(self.groups) * per_source, batch_size, seed, start_iteration)
 
     def batch(self, iteration: int) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
+        generator = seeded_generator(self.seed, iteration)
         chosen = torch.randperm(len(self.groups), generator=generator)[: self.batch_size // self.per_source]
         batch = []
         for group in chosen.tolist():
