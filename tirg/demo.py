@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tirg.data import CSSGeneratorConfig, generate_css, image_transform, load_dataset
-from tirg.evaluate import compute_image_features, compute_query_features, l2_normalize
+from tirg.data import CSSGeneratorConfig, RetrievalDataset, generate_css, load_dataset
+from tirg.features import FeatureCache, compute_and_save, load_feature_cache
 from tirg.fileio import atomic_write_text
 from tirg.index import exact_search
 from tirg.plots import plot_recall_per_model, plot_retrieval
@@ -78,21 +78,22 @@ def run_demo(config: DemoConfig, progress: bool = False) -> pd.DataFrame:
     images_dir = Path(config.images_dir)
     plot_recall_per_model(table, images_dir / "recall_per_model.png")
     if "tirg" in checkpoints:
-        save_retrieval_example(checkpoints["tirg"], data_dir, images_dir / "retrieval_example.png", config)
-        compare_search_methods(checkpoints["tirg"], results_dir, images_dir, config)
+        # One pass over the test images serves the retrieval example and the search comparison.
+        cache_dir = compute_and_save(checkpoints["tirg"], results_dir / "features" / "css_test", device=resolve_device(config.device))
+        cache = load_feature_cache(cache_dir, checkpoint=checkpoints["tirg"])
+        save_retrieval_example(cache, load_dataset("css", data_dir, "test"), images_dir / "retrieval_example.png", config.seed)
+        compare_search_methods(cache, results_dir, images_dir, config)
     return table
 
 
-def compare_search_methods(checkpoint: Path, results_dir: Path, images_dir: Path, config: DemoConfig) -> str:
-    """Cache TIRG's test features, compare exact search with LSH (and FAISS when installed)."""
+def compare_search_methods(cache: FeatureCache, results_dir: Path, images_dir: Path, config: DemoConfig) -> str:
+    """Compare exact search with LSH (and FAISS when installed) on a feature cache."""
     from tirg.compare import CompareConfig, compare_feature_cache, fastest_lsh_within_recall, two_row_table, write_outputs
-    from tirg.features import compute_and_save, load_feature_cache
 
-    cache_dir = compute_and_save(checkpoint, results_dir / "features" / "css_test", device=resolve_device(config.device))
     compare_config = CompareConfig(
         n_repeats=config.lsh_repeats, n_queries=config.lsh_queries, seed=config.seed, faiss=importlib.util.find_spec("faiss") is not None
     )
-    comparison = compare_feature_cache(load_feature_cache(cache_dir, checkpoint=checkpoint), compare_config)
+    comparison = compare_feature_cache(cache, compare_config)
     written = write_outputs(comparison, results_dir / "lsh", compare_config.overlap_target, compare_config.ks)
     for path in written:
         if path.suffix == ".png":
@@ -116,19 +117,15 @@ def compare_search_methods(checkpoint: Path, results_dir: Path, images_dir: Path
     return table
 
 
-def save_retrieval_example(checkpoint: Path, data_dir: Path, path: Path, config: DemoConfig, top_k: int = 8) -> Path:
-    """A random test query (seeded) with its top-k results, hits marked."""
-    from tirg.checkpoint import load_model
-
-    device = resolve_device(config.device)
-    model, _ = load_model(checkpoint, device)
-    testset = load_dataset("css", data_dir, "test")
-    image_features = compute_image_features(model, testset, image_transform(None), device=device)
-    query_index = int(np.random.default_rng(config.seed).integers(len(testset.queries)))
+def save_retrieval_example(cache: FeatureCache, testset: RetrievalDataset, path: Path, seed: int, top_k: int = 8) -> Path:
+    """A random test query (seeded) with its top-k results from the cached features, hits marked."""
+    query_index = int(np.random.default_rng(seed).integers(len(testset.queries)))
     query = testset.queries[query_index]
-    query_features = compute_query_features(model, [query], image_features, device=device)
     _, neighbors = exact_search(
-        l2_normalize(query_features), l2_normalize(image_features), top_k, exclude=np.array([query.source])
+        np.asarray(cache.query_features[query_index : query_index + 1]),
+        np.asarray(cache.gallery_features),
+        top_k,
+        exclude=np.array([query.source]),
     )
     results = [int(i) for i in neighbors[0]]
     return plot_retrieval(
