@@ -13,8 +13,8 @@ def test_recall_on_a_constructed_case():
     gallery = np.stack([np.cos(angles), np.sin(angles)], axis=1).astype(np.float32)
     captions = ["red", "blue", "green", "red", "gray"]
     queries = [
-        # Closest items: 0 (its own source, excluded), then 1, 2, 3... Target "red" first appears
-        # at item 3, rank 3 once the source is removed -> hit at 5 only.
+        # Closest items: 0 (its own source, excluded), then 1, 2, 3, 4. Target "red" is items 0
+        # and 3; with the source removed, item 3 is at rank 3 -> a hit from k = 3 on.
         Query(source=0, text="", target_caption="red"),
         # Source 1 excluded; the nearest is 0 ("red") or 2; the query points at 5 degrees -> item 0.
         Query(source=1, text="", target_caption="red"),
