@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ torch.set_num_threads(2)
 
 TINY_CSS = CSSGeneratorConfig(seed=3, n_train=80, n_test=40, mods_per_scene=4)
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="session")
 def tiny_css(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -18,3 +21,21 @@ def tiny_css(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("css") / "css"
     generate_css(root, TINY_CSS)
     return root
+
+
+def _shared_data_dir() -> Path | None:
+    """`../shared/data` beside the clone (CI's layout), or $TIRG_SHARED_DATA, or the workplace copy."""
+    candidates = [os.environ.get("TIRG_SHARED_DATA"), REPO_ROOT.parent / "shared" / "data", "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real annotation files found for this project (FashionIQ captions, the CUB-200-2011 subset)."""
+    path = _shared_data_dir()
+    if path is None:
+        pytest.skip("../shared/data is not beside this clone (set TIRG_SHARED_DATA to its path)")
+    return path
