@@ -17,6 +17,15 @@ from tirg.train import TrainConfig
 logger = logging.getLogger("tirg")
 
 
+def _boolean(text: str) -> bool:
+    """`--flag True` / `--flag false`, as the originals' flags were written (argparse's bool() takes "False" as true)."""
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
+
+
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     for field in fields(TrainConfig):
@@ -26,6 +35,8 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
             kind = int
         if field.name == "backbone_lr_factor":
             kind = float
+        if isinstance(default, bool):
+            kind = _boolean
         names = [f"--{field.name}"]
         if "_" in field.name:
             names.append(f"--{field.name.replace('_', '-')}")
@@ -38,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    data = commands.add_parser("data", help="generate a data set").add_subparsers(dest="dataset", required=True)
+    data = commands.add_parser("data", help="generate or check a data set").add_subparsers(dest="data_command", required=True)
     css = data.add_parser("css", help="generate the CSS-style data set (64x64 PNG renders + css.json)")
     css.add_argument("--out", required=True, help="output folder")
     css.add_argument("--seed", type=int, default=0)
@@ -46,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     css.add_argument("--n-test", "--n_test", dest="n_test", type=int, default=1000, help="test images (paper scale: 19000)")
     css.add_argument("--mods-per-scene", dest="mods_per_scene", type=int, default=4)
     css.add_argument("--overwrite", action="store_true", help="replace an existing data set at --out")
+    check = data.add_parser("check", help="open a data set folder's splits; print counts and what is missing")
+    check.add_argument("--dataset", required=True, help="fashion200k, mitstates, fashionIQ, css, css_original")
+    check.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", required=True)
+    check.add_argument("--category_to_train", default="all", help="Fashion200k or FashionIQ categories (comma-separated)")
 
     _add_train_flags(commands.add_parser("train", help="train a composition model (TIRG's main.py flags)"))
 
@@ -66,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_data(args: argparse.Namespace) -> int:
+    if args.data_command == "check":
+        from tirg.data.check import check_dataset
+
+        options = TrainConfig(dataset=args.dataset, category_to_train=args.category_to_train).dataset_options()
+        ok, lines = check_dataset(args.dataset, args.dataset_path, **options)
+        print("\n".join(lines))
+        return 0 if ok else 1
     from tirg.data import CSSGeneratorConfig, generate_css
 
     config = CSSGeneratorConfig(seed=args.seed, n_train=args.n_train, n_test=args.n_test, mods_per_scene=args.mods_per_scene)
@@ -107,7 +129,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, checkpoint = load_model(args.checkpoint, device)
     config = TrainConfig.from_dict(checkpoint["config"])
-    dataset = load_dataset(config.dataset, args.dataset_path or config.dataset_path, args.split)
+    dataset = load_dataset(config.dataset, args.dataset_path or config.dataset_path, args.split, **config.dataset_options())
     metrics = evaluate(model, dataset, image_transform(config.resolved_image_size()), batch_size=args.batch_size, device=device, progress=True)
     print(json.dumps({"checkpoint": args.checkpoint, "iteration": checkpoint["iteration"], **metrics}, indent=2))
     return 0

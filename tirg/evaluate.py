@@ -84,6 +84,24 @@ def recall_from_features(
     return recall_at_ks(neighbors, target_labels, gallery_labels, usable)
 
 
+def metrics_from_features(
+    query_features: np.ndarray,
+    gallery_features: np.ndarray,
+    dataset: RetrievalDataset,
+    ks: Sequence[int] = DEFAULT_KS,
+) -> dict[str, float]:
+    """The data set's metrics (`retrieval_metrics`) of cosine top-k over its gallery.
+
+    The data set says how deep to search and whether each query's source image is removed;
+    cut-offs deeper than the gallery allows are left out.
+    """
+    exclude = np.array([q.source for q in dataset.queries], dtype=np.int64) if dataset.exclude_source else None
+    depth = min(dataset.search_depth(ks), len(gallery_features) - (exclude is not None))
+    _, neighbors = exact_search(l2_normalize(query_features), l2_normalize(gallery_features), depth, exclude=exclude)
+    reachable = depth - (dataset.search_depth(ks) - max(ks))
+    return dataset.retrieval_metrics(neighbors, [k for k in ks if k <= reachable])
+
+
 def evaluate(
     model: ComposeModel,
     dataset: RetrievalDataset,
@@ -94,10 +112,9 @@ def evaluate(
     device: str | torch.device = "cpu",
     progress: bool = False,
 ) -> dict[str, float]:
-    """{'R@1': ..., 'R@5': ...} on the test queries of `dataset`, its images as the gallery."""
+    """{'R@1': ..., 'R@5': ...} (and the data set's own metrics) on its queries, its images as the gallery."""
     if not dataset.queries:
         raise ValueError(f"{dataset.name} {dataset.split} at {dataset.root} has no test queries")
     image_features = compute_image_features(model, dataset, transform, batch_size, num_workers, device, progress)
     query_features = compute_query_features(model, dataset.queries, image_features, device=device)
-    recalls = recall_from_features(query_features, image_features, dataset.queries, dataset.captions, ks)
-    return {f"R@{k}": value for k, value in recalls.items()}
+    return metrics_from_features(query_features, image_features, dataset, ks)

@@ -87,7 +87,7 @@ def compute_and_save(
     model, state = load_model(checkpoint, device)
     config = TrainConfig.from_dict(state["config"])
     dataset_path = dataset_path or config.dataset_path
-    dataset = load_dataset(config.dataset, dataset_path, split)
+    dataset = load_dataset(config.dataset, dataset_path, split, **config.dataset_options())
     if not dataset.queries:
         raise CacheError(f"{config.dataset} {split} at {dataset_path} has no queries to cache")
     image_size = config.resolved_image_size()

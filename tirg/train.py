@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from tirg.checkpoint import atomic_torch_save, check_compatible, load_checkpoint, make_checkpoint
 from tirg.data import (
+    IterationKeyedBatches,
     PairView,
     RetrievalDataset,
     SeededBatchSampler,
@@ -66,6 +67,22 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     pretrained_model: str | None = None  # start from another run's weights (and vocabulary)
+    # Real data set options (README "Real data sets"). ComposeAE's flag: a category, several joined
+    # by commas, or "all"; Fashion200k (dress jacket pants skirt top) and FashionIQ (dress shirt toptee).
+    category_to_train: str = "all"
+    query_template: str = "replace {} with {}"  # Fashion200k; the pants project: "change {} to {}"
+    caption_join: str = ""  # FashionIQ: "and_it", "plain", or "" for ComposeAE's choice
+    skip_missing_images: bool = False  # FashionIQ: skip and count entries whose image is absent
+
+    def dataset_options(self) -> dict[str, Any]:
+        """The loader options these settings give `load_dataset` for `dataset`."""
+        categories = None if self.category_to_train == "all" else tuple(self.category_to_train.split(","))
+        name = self.dataset.lower()
+        if name == "fashion200k":
+            return {"categories": categories, "template": self.query_template}
+        if name == "fashioniq":
+            return {"categories": categories, "join": self.caption_join or None, "skip_missing_images": self.skip_missing_images}
+        return {}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -117,9 +134,9 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, ite
 
 def make_batch_sampler(trainset: RetrievalDataset, config: TrainConfig, start_iteration: int) -> SeededBatchSampler:
     per_source = config.resolved_pairs_per_source()
+    sources = trainset.training_sources()
     if per_source == 1:
-        return SeededBatchSampler(len(trainset.pairs), config.batch_size, config.seed, start_iteration)
-    sources = [pair.source for pair in trainset.pairs]
+        return SeededBatchSampler(len(sources), config.batch_size, config.seed, start_iteration)
     return SourceGroupedBatchSampler(sources, config.batch_size, config.seed, start_iteration, per_source)
 
 
@@ -160,7 +177,7 @@ def train(
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    trainset = trainset or load_dataset(config.dataset, config.dataset_path, "train")
+    trainset = trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options())
     transform = image_transform(config.resolved_image_size())
     vocabulary, initial_weights = _initial_vocabulary_and_weights(config, state, trainset)
     model = build_model(config.model, vocabulary, config.embed_dim, config.backbone_weights).to(device)
@@ -179,8 +196,8 @@ def train(
     sampler = make_batch_sampler(trainset, config, start_iteration)
     # A private generator keeps the loader from drawing on the global one (dropout's), which resume restores.
     loader = torch.utils.data.DataLoader(
-        PairView(trainset, transform),
-        batch_sampler=sampler,
+        PairView(trainset, transform, config.seed),
+        batch_sampler=IterationKeyedBatches(sampler),
         num_workers=config.loader_num_workers,
         generator=torch.Generator(),
     )
@@ -191,7 +208,7 @@ def train(
 
     def run_evaluation(iteration: int) -> None:
         nonlocal metrics, testset
-        testset = testset or load_dataset(config.dataset, config.dataset_path, "test")
+        testset = testset or load_dataset(config.dataset, config.dataset_path, "test", **config.dataset_options())
         metrics = evaluate(model, testset, transform, device=device, num_workers=config.loader_num_workers)
         model.train()
         logger.info("iteration %d: %s", iteration, metrics)

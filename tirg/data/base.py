@@ -6,10 +6,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from tirg.errors import DataError
+from tirg.metrics import encode_captions, recall_at_ks
 from tirg.runtime import seeded_generator
 
 
@@ -37,9 +39,15 @@ class RetrievalDataset:
 
     Subclasses fill `root`, `split`, `image_files` (paths), `captions` (one per image),
     `pairs` (training examples) and `queries` (test queries); the gallery is all images.
+    Loaders that draw training targets on the fly (TIRG's Fashion200k and MIT-States) leave
+    `pairs` empty and override `training_sources` and `training_pair` instead.
+    Evaluation asks the data set how deep to search (`search_depth`), whether a query's own
+    source image is removed from its results (`exclude_source`) and what the ranked gallery
+    ids score (`retrieval_metrics`); the default is TIRG's caption-match recall@k.
     """
 
     name: str = "dataset"
+    exclude_source: bool = True
 
     def __init__(self, root: Path, split: str):
         self.root = Path(root)
@@ -55,6 +63,31 @@ class RetrievalDataset:
     def texts(self) -> list[str]:
         """Texts the vocabulary is built from (TIRG's `get_all_texts`)."""
         return [pair.text for pair in self.pairs]
+
+    def training_sources(self) -> list[int]:
+        """Source image of each training item; the batch samplers shuffle and group these items."""
+        return [pair.source for pair in self.pairs]
+
+    def training_pair(self, item: int, rng: np.random.Generator) -> Pair:
+        """Training item `item`. Loaders that draw the target on the fly draw it from `rng`, which
+        the caller seeds from (run seed, iteration, source) alone, so no state is carried between calls."""
+        return self.pairs[item]
+
+    def summary(self) -> dict[str, int]:
+        """Counts that `tirg data check` prints and the loaders log."""
+        return {"images": len(self), "training items": len(self.training_sources()), "queries": len(self.queries)}
+
+    def search_depth(self, ks: Sequence[int]) -> int:
+        """Neighbours to retrieve per query so that `retrieval_metrics` can score every k in `ks`."""
+        return max(ks)
+
+    def retrieval_metrics(self, neighbors: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+        """Scores of `self.queries` from their ranked gallery ids (int [Q, K], best first, -1 empty).
+
+        TIRG's protocol: a hit at k is any of the first k items whose caption is the target caption.
+        """
+        target_labels, gallery_labels = encode_captions([q.target_caption for q in self.queries], self.captions)
+        return {f"R@{k}": value for k, value in recall_at_ks(neighbors, target_labels, gallery_labels, ks).items()}
 
     def load_image(self, index: int) -> Image.Image:
         path = self.image_files[index]
@@ -86,19 +119,29 @@ class ImageView(torch.utils.data.Dataset):
 
 
 class PairView(torch.utils.data.Dataset):
-    """(source image, text, target image) for each training pair."""
+    """(source image, text, target image) for each training item.
 
-    def __init__(self, dataset: RetrievalDataset, transform: ImageTransform):
-        if not dataset.pairs:
+    Indexed by `(item, iteration)` (what `IterationKeyedBatches` yields) or by a bare item, which
+    counts as iteration 0. A loader that draws targets on the fly gets a generator seeded from
+    (seed, iteration, source): the same draw in any worker, after any resume, and the pairs of
+    one source in one batch (MIT-States' two queries) see the same generator.
+    """
+
+    def __init__(self, dataset: RetrievalDataset, transform: ImageTransform, seed: int = 0):
+        self.sources = dataset.training_sources()
+        if not self.sources:
             raise DataError(f"{dataset.name} {dataset.split} at {dataset.root} has no training pairs")
         self.dataset = dataset
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
-        return len(self.dataset.pairs)
+        return len(self.sources)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str, torch.Tensor]:
-        pair = self.dataset.pairs[index]
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, str, torch.Tensor]:
+        item, iteration = key if isinstance(key, tuple) else (key, 0)
+        rng = np.random.default_rng([self.seed, iteration, self.sources[item]])
+        pair = self.dataset.training_pair(item, rng)
         load = self.dataset.load_image
         return self.transform(load(pair.source)), pair.text, self.transform(load(pair.target))
 
@@ -157,3 +200,14 @@ class SourceGroupedBatchSampler(SeededBatchSampler):
             members = self.groups[group]
             batch += members[torch.randperm(len(members), generator=generator)[: self.per_source]].tolist()
         return batch
+
+
+class IterationKeyedBatches(torch.utils.data.Sampler[list[tuple[int, int]]]):
+    """The batches of a seeded batch sampler, each item keyed `(item, iteration)` for `PairView`."""
+
+    def __init__(self, sampler: SeededBatchSampler):
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for iteration, batch in enumerate(self.sampler, start=self.sampler.start_iteration):
+            yield [(item, iteration) for item in batch]
