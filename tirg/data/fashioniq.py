@@ -189,8 +189,9 @@ class FashionIQDataset(RetrievalDataset):
         if not self.has_targets:
             raise DataError("FashionIQ real_test has no targets to score; rank with ranked_asins() instead")
         ranked = self.ranked_asins(neighbors, max(ks))
+        never = max(ks)
         first_hit = np.array(
-            [row.index(self.asins[q.target]) if self.asins[q.target] in row else len(row) for q, row in zip(self.queries, ranked)]
+            [row.index(self.asins[q.target]) if self.asins[q.target] in row else never for q, row in zip(self.queries, ranked)]
         )
         categories = np.array(self.query_categories)
         metrics: dict[str, float] = {}
