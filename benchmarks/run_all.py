@@ -1,4 +1,5 @@
-"""Every benchmark, as `make bench` runs it: the Fashion200k-scale acceptance run, then the scale run.
+"""Every benchmark, as `make bench` runs it: the Fashion200k-scale acceptance run, the scale run, then
+the Fashion200k loader's indexing time.
 
     python benchmarks/run_all.py           # full: 5 x 5,000 queries; 30k, 300k, 1M gallery
     python benchmarks/run_all.py --quick   # a few minutes: 2 x 2,000 queries; 30k and 100k gallery
@@ -13,7 +14,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_scale, bench_search
+from benchmarks import bench_fashion200k_index, bench_scale, bench_search
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     out = ["--out", str(args.out)]
     bench_search.main((["--quick"] if args.quick else []) + out)
     bench_scale.main((["--sizes", "30000", "100000", "--queries", "500"] if args.quick else []) + out)
+    bench_fashion200k_index.main((["--repeats", "1"] if args.quick else []) + out)
 
 
 if __name__ == "__main__":
