@@ -98,8 +98,7 @@ def metrics_from_features(
     exclude = np.array([q.source for q in dataset.queries], dtype=np.int64) if dataset.exclude_source else None
     depth = min(dataset.search_depth(ks), len(gallery_features) - (exclude is not None))
     _, neighbors = exact_search(l2_normalize(query_features), l2_normalize(gallery_features), depth, exclude=exclude)
-    reachable = depth - (dataset.search_depth(ks) - max(ks))
-    return dataset.retrieval_metrics(neighbors, [k for k in ks if k <= reachable])
+    return dataset.retrieval_metrics(neighbors, [k for k in ks if dataset.search_depth([k]) <= depth])
 
 
 def evaluate(

@@ -30,6 +30,7 @@ def check_dataset(name: str, path: str | Path, **options: Any) -> tuple[bool, li
         counts = ", ".join(f"{what} {count:,}" for what, count in dataset.summary().items())
         lines.append(f"  {split}: {counts}")
         missing = [p for p in dataset.image_files if not p.is_file()]
+        # FashionIQ, opened with skip_missing_images, lists only the images it found and counts the rest.
         skipped = getattr(dataset, "skipped", {}).get("images", 0)
         if missing or skipped:
             ok = False
