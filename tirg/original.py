@@ -319,6 +319,14 @@ def export_checkpoint(
     name = checkpoint["model_name"]
     if name not in ORIGINAL_MODELS:
         raise CheckpointError(f"{src} holds a {name!r} model; the original code has only {list(ORIGINAL_MODELS)}")
+    config = TrainConfig.from_dict(checkpoint["config"])
+    state = dict(checkpoint["model"])
+    embedding = state["text_model.embedding.weight"]
+    if embedding.shape[1] != config.embed_dim:
+        raise CheckpointError(
+            f"{src} has embed_dim {config.embed_dim}; the original sizes its word embeddings and LSTM by --embed_dim,"
+            f" this package uses {embedding.shape[1]}, so only embed_dim {embedding.shape[1]} models map onto it"
+        )
     stored = checkpoint["vocabulary"]
     if texts is not None:
         target = original_vocabulary(texts, vocabulary_order)
@@ -332,11 +340,8 @@ def export_checkpoint(
             f"{src} was trained with {len(stored)} tokens, the training texts give {len(target)} (differing: {differing});"
             " the original code would rebuild another vocabulary from them"
         )
-    state = dict(checkpoint["model"])
     row_of = {token: row for row, token in enumerate(stored)}
-    embedding = state["text_model.embedding.weight"]
     state["text_model.embedding.weight"] = embedding[[row_of[token] for token in target.tokens]].contiguous()
-    config = TrainConfig.from_dict(checkpoint["config"])
     options = {flag: getattr(config, flag) for flag in ORIGINAL_FLAGS}
     options["dataset"] = {ours: theirs for theirs, ours in ORIGINAL_DATASET_NAMES.items()}.get(config.dataset, config.dataset)
     exported = {
