@@ -355,6 +355,8 @@ def test_checkpoints_of_other_models_are_refused(tiny_css, css_texts, tmp_path):
     state = original_state("tirg", size)
     composeae = write_original(tmp_path / "composeae.pth", "tirg", state, original_opt("composeAE"))
     _refused(composeae, dst, r"composeae\.pth holds a model 'composeAE' \(opt\.model\)", tiny_css)
+    unnamed = argparse.Namespace(**{key: value for key, value in vars(original_opt("tirg")).items() if key != "model"})
+    _refused(write_original(tmp_path / "unnamed.pth", "tirg", state, unnamed), dst, r"unnamed\.pth: its opt names no model", tiny_css)
     # Says tirg, holds a concat model's weights.
     mislabelled = write_original(tmp_path / "mislabelled.pth", "tirg", original_state("concat", size), original_opt("tirg"))
     _refused(mislabelled, dst, r"mislabelled\.pth: its weights are not those of the original 'tirg' model.*missing \['a', 'gated_feature_composer.*unexpected \['composer\.m\.0", tiny_css)

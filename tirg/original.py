@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import pickle
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -126,6 +125,8 @@ class OriginalCheckpoint:
     @property
     def model_name(self) -> str:
         name = self.options.get("model")
+        if name is None:
+            raise CheckpointError(f"{self.path}: its opt names no model (opt.model)")
         if name not in ORIGINAL_MODELS:
             raise CheckpointError(
                 f"{self.path} holds a model {name!r} (opt.model); the original models this package imports are {list(ORIGINAL_MODELS)}"
@@ -138,13 +139,17 @@ class OriginalCheckpoint:
         return self.state[key]
 
 
-def _unpickling_failure(error: Exception) -> str:
-    """A short reason; torch's own message for a refused global advises weights_only=False, which is exactly what not to do."""
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    """A short reason; torch's own message for a refused global advises weights_only=False, exactly what not to do."""
     refused = re.search(r"GLOBAL ([\w.]+)", str(error))
     if refused:
-        return f"it names {refused.group(1)}, which is refused: such a file may hold only tensors, plain data and an argparse.Namespace"
+        return CheckpointError(
+            f"{path} is not a readable checkpoint: it names {refused.group(1)}, which is refused (a TIRG checkpoint holds"
+            " only tensors, plain data and an argparse.Namespace); nothing in it was run"
+        )
     lines = [line for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[-1] if lines else 'unexpected end of file (truncated?)'}"
+    detail = f"{type(error).__name__}: {lines[-1][:200]}" if lines else type(error).__name__
+    return CheckpointError(f"{path} is not a readable checkpoint: not written by torch.save, or cut short ({detail})")
 
 
 def read_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
@@ -155,8 +160,8 @@ def read_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, ValueError, OSError) as error:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({_unpickling_failure(error)})") from None
+    except Exception as error:  # a refused global, a truncated zip or pickle, a text file: torch raises many types
+        raise _unreadable(path, error) from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, expected the dict of TIRG's main.py (it, opt, model_state_dict)")
     if data.get("format") == "tirg-checkpoint":
