@@ -68,7 +68,8 @@ def original_state(model: str, vocabulary_size: int, seed: int = 0) -> OrderedDi
     """A state dict under the names google/tirg's modules give (embed_dim 512)."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    state = OrderedDict(("img_model." + key, value) for key, value in torchvision.models.resnet18().state_dict().items() if not key.startswith("fc."))
+    resnet = torchvision.models.resnet18().state_dict()
+    state = OrderedDict(("img_model." + key, value) for key, value in resnet.items() if not key.startswith("fc."))
     _linear(state, "img_model.fc.0.", 512, 512, generator)
     state["normalization_layer.norm_s"] = torch.tensor([3.5])
     state["text_model.embedding_layer.weight"] = torch.randn(vocabulary_size, 512, generator=generator)
@@ -118,7 +119,8 @@ def write_original(path: Path, model: str, state: dict, opt: argparse.Namespace 
 
 def reference_image_map(state, images):
     body = torchvision.models.resnet18()
-    body.load_state_dict({key[len("img_model.") :]: value for key, value in state.items() if key.startswith("img_model.") and ".fc." not in key}, strict=False)
+    body_state = {key[len("img_model.") :]: value for key, value in state.items() if key.startswith("img_model.")}
+    body.load_state_dict({key: value for key, value in body_state.items() if not key.startswith("fc.")}, strict=False)
     body.eval()
     x = body.maxpool(body.relu(body.bn1(body.conv1(images))))
     return body.layer4(body.layer3(body.layer2(body.layer1(x))))
@@ -146,7 +148,8 @@ def reference_text(state, texts, ids):
 
 
 def _bn(state, prefix, x):
-    return F.batch_norm(x, state[prefix + "running_mean"], state[prefix + "running_var"], state[prefix + "weight"], state[prefix + "bias"], training=False)
+    statistics = state[prefix + "running_mean"], state[prefix + "running_var"]
+    return F.batch_norm(x, *statistics, state[prefix + "weight"], state[prefix + "bias"], training=False)
 
 
 def _fc(state, prefix, x):
@@ -186,8 +189,8 @@ def test_imported_model_computes_what_the_original_parameters_compute(model_name
     ids = _first_seen_ids(css_texts)
     state = original_state(model_name, len(ids))
     src = write_original(tmp_path / "checkpoint_css3d.pth", model_name, state)
-    code = main(["import-checkpoint", str(src), "--dataset", "css", "--dataset_path", str(tiny_css), "--out", str(tmp_path / "imported.pth")])
-    assert code == 0
+    arguments = ["--dataset", "css", "--dataset_path", str(tiny_css), "--out", str(tmp_path / "imported.pth")]
+    assert main(["import-checkpoint", str(src), *arguments]) == 0
 
     model, checkpoint = load_model(tmp_path / "imported.pth")
     assert checkpoint["model_name"] == model_name and checkpoint["iteration"] == 1234
@@ -266,7 +269,8 @@ def test_export_then_import_is_the_identity(tiny_css, css_texts, tmp_path):
         raw = torch.load(exported, weights_only=True)
     assert set(raw) == {"it", "opt", "model_state_dict", "vocabulary"} and raw["it"] == 77
     assert isinstance(raw["opt"], argparse.Namespace) and raw["opt"].model == "tirg" and raw["opt"].learning_rate == 0.02
-    assert {"text_model.embedding_layer.weight", "img_model.fc.0.weight", "gated_feature_composer.1.running_mean", "res_info_composer.5.bias"} <= set(raw["model_state_dict"])
+    names = {"text_model.embedding_layer.weight", "img_model.fc.0.weight", "gated_feature_composer.1.running_mean", "res_info_composer.5.bias"}
+    assert names <= set(raw["model_state_dict"])
     assert raw["model_state_dict"]["normalization_layer.norm_s"].shape == (1,)
 
     import_checkpoint(exported, tmp_path / "back.pth", tiny_css, "sorted")
@@ -281,8 +285,8 @@ def test_export_then_import_is_the_identity(tiny_css, css_texts, tmp_path):
 
 def test_first_seen_export_reorders_rows_and_round_trips(tiny_css, css_texts, tmp_path):
     src = _native(tmp_path, Vocabulary.build(css_texts), name="textonly")
-    code = main(["export-checkpoint", str(src), "--out", str(tmp_path / "o.pth"), "--vocabulary-order", "first-seen", "--dataset_path", str(tiny_css)])
-    assert code == 0
+    arguments = ["--out", str(tmp_path / "o.pth"), "--vocabulary-order", "first-seen", "--dataset_path", str(tiny_css)]
+    assert main(["export-checkpoint", str(src), *arguments]) == 0
     with torch.serialization.safe_globals([argparse.Namespace]):
         raw = torch.load(tmp_path / "o.pth", weights_only=True)
     first_seen = _first_seen_ids(css_texts)
@@ -290,7 +294,8 @@ def test_first_seen_export_reorders_rows_and_round_trips(tiny_css, css_texts, tm
     model, _ = load_model(src)
     # The 2019 code reads row first_seen[word] for a word; it must hold that word's trained row.
     for word in ("make", list(first_seen)[-1]):
-        assert torch.equal(raw["model_state_dict"]["text_model.embedding_layer.weight"][first_seen[word]], model.text_model.embedding.weight[model.vocabulary.encode(word)[0]])
+        trained_row = model.text_model.embedding.weight[model.vocabulary.encode(word)[0]]
+        assert torch.equal(raw["model_state_dict"]["text_model.embedding_layer.weight"][first_seen[word]], trained_row)
     # Imported in the other order, the file's own word list catches the mistake.
     with pytest.raises(CheckpointError, match=r"o\.pth lists the vocabulary its rows follow.*differs at id 1"):
         import_checkpoint(tmp_path / "o.pth", tmp_path / "wrong.pth", tiny_css, "sorted", dataset="css")
@@ -344,7 +349,8 @@ def test_files_that_are_not_original_checkpoints_are_refused(tiny_css, css_texts
     _refused(tmp_path / "cutzip.pth", dst, r"cutzip\.pth is not a readable checkpoint", tiny_css)
 
     torch.save({"weights": state}, tmp_path / "other_dict.pth")
-    _refused(tmp_path / "other_dict.pth", dst, r"other_dict\.pth is not a checkpoint of TIRG's main\.py: it lacks \['opt', 'model_state_dict'\]", tiny_css)
+    lacks = r"other_dict\.pth is not a checkpoint of TIRG's main\.py: it lacks \['opt', 'model_state_dict'\]"
+    _refused(tmp_path / "other_dict.pth", dst, lacks, tiny_css)
     native = _native(tmp_path, Vocabulary.build(css_texts))
     _refused(native, dst, r"native\.pth is already a tirg checkpoint", tiny_css)
 
@@ -359,10 +365,12 @@ def test_checkpoints_of_other_models_are_refused(tiny_css, css_texts, tmp_path):
     _refused(write_original(tmp_path / "unnamed.pth", "tirg", state, unnamed), dst, r"unnamed\.pth: its opt names no model", tiny_css)
     # Says tirg, holds a concat model's weights.
     mislabelled = write_original(tmp_path / "mislabelled.pth", "tirg", original_state("concat", size), original_opt("tirg"))
-    _refused(mislabelled, dst, r"mislabelled\.pth: its weights are not those of the original 'tirg' model.*missing \['a', 'gated_feature_composer.*unexpected \['composer\.m\.0", tiny_css)
+    names = r"mislabelled\.pth: its weights are not those of the original 'tirg' model.*missing \['a', 'gated_feature_composer.*"
+    _refused(mislabelled, dst, names + r"unexpected \['composer\.m\.0", tiny_css)
     small = copy.copy(state)
     small["text_model.fc_output.1.weight"] = torch.zeros(512, 256)
-    _refused(write_original(tmp_path / "narrow.pth", "tirg", small), dst, r"narrow\.pth: text_model\.fc_output\.1\.weight has shape \(512, 256\)", tiny_css)
+    narrow = write_original(tmp_path / "narrow.pth", "tirg", small)
+    _refused(narrow, dst, r"narrow\.pth: text_model\.fc_output\.1\.weight has shape \(512, 256\)", tiny_css)
 
 
 def test_a_pickled_call_is_refused_without_running_it(tiny_css, tmp_path):

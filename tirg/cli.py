@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
+from tirg.original import VOCABULARY_ORDERS
 from tirg.train import TrainConfig
 
 logger = logging.getLogger("tirg")
@@ -34,8 +35,6 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_checkpoint_commands(commands: argparse._SubParsersAction) -> None:
-    from tirg.original import VOCABULARY_ORDERS as orders
-
     dataset_option = {"action": "append", "default": [], "metavar": "KEY=VALUE", "help": "loader option, e.g. label_file_order=listdir"}
     imported = commands.add_parser("import-checkpoint", help="convert a checkpoint saved by google/tirg's main.py")
     imported.add_argument("src", help="the original checkpoint (it, opt, model_state_dict)")
@@ -44,15 +43,17 @@ def _add_checkpoint_commands(commands: argparse._SubParsersAction) -> None:
     imported.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", required=True, help="the training data")
     imported.add_argument("--dataset_option", "--dataset-option", dest="dataset_option", **dataset_option)
     imported.add_argument(
-        "--vocabulary-order", "--vocabulary_order", dest="vocabulary_order", choices=orders, default="first-seen",
+        "--vocabulary-order", "--vocabulary_order", dest="vocabulary_order", choices=VOCABULARY_ORDERS, default="first-seen",
         help="word ids as the 2019 code (first-seen; released checkpoints) or the 2021 code (sorted) numbered them",
     )  # fmt: skip
     imported.add_argument("--overwrite", action="store_true")
     exported = commands.add_parser("export-checkpoint", help="write a tirg checkpoint in the layout of google/tirg's main.py")
     exported.add_argument("src", help="a tirg checkpoint or run folder")
     exported.add_argument("--out", required=True)
-    exported.add_argument("--vocabulary-order", "--vocabulary_order", dest="vocabulary_order", choices=orders, default="sorted")
-    exported.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", help="first-seen order: training data (default: the checkpoint's)")
+    exported.add_argument("--vocabulary-order", "--vocabulary_order", dest="vocabulary_order", choices=VOCABULARY_ORDERS, default="sorted")
+    exported.add_argument(
+        "--dataset_path", "--dataset-path", dest="dataset_path", help="first-seen order: the training data (default: the checkpoint's)"
+    )
     exported.add_argument("--dataset_option", "--dataset-option", dest="dataset_option", **dataset_option)
     exported.add_argument("--overwrite", action="store_true")
 

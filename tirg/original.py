@@ -168,7 +168,8 @@ def read_original_checkpoint(path: str | Path) -> OriginalCheckpoint:
         raise CheckpointError(f"{path} is already a tirg checkpoint: use it directly (tirg eval, tirg train --pretrained_model)")
     missing = [key for key in ("opt", "model_state_dict") if key not in data]
     if missing:
-        raise CheckpointError(f"{path} is not a checkpoint of TIRG's main.py: it lacks {missing} (keys found: {sorted(map(str, data))[:8]})")
+        found = sorted(map(str, data))[:8]
+        raise CheckpointError(f"{path} is not a checkpoint of TIRG's main.py: it lacks {missing} (keys found: {found})")
     opt, state = data["opt"], data["model_state_dict"]
     options = vars(opt) if isinstance(opt, argparse.Namespace) else opt
     if not isinstance(options, dict):
@@ -299,7 +300,10 @@ def import_checkpoint(
     checkpoint = make_checkpoint(model, original.model_name, asdict(config), original.iteration)
     checkpoint["imported_from"] = {"file": str(original.path), "vocabulary_order": vocabulary_order, "iteration": original.iteration}
     atomic_torch_save(checkpoint, dst)
-    logger.info("imported %s (%s, iteration %d, %d words in %s order) to %s", src, original.model_name, original.iteration, len(vocabulary), vocabulary_order, dst)
+    logger.info(
+        "imported %s (%s, iteration %d, %d words in %s order) to %s",
+        src, original.model_name, original.iteration, len(vocabulary), vocabulary_order, dst,
+    )  # fmt: skip
     return checkpoint
 
 
