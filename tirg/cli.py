@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import fields
 
+from tirg.original import VOCABULARY_ORDERS
 from tirg.train import TrainConfig
 
 logger = logging.getLogger("tirg")
@@ -44,6 +45,40 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", help="checkpoint or run folder to continue exactly where it stopped")
 
 
+def _add_checkpoint_commands(commands: argparse._SubParsersAction) -> None:
+    dataset_option = {"action": "append", "default": [], "metavar": "KEY=VALUE", "help": "loader option, e.g. label_file_order=listdir"}
+    imported = commands.add_parser("import-checkpoint", help="convert a checkpoint saved by google/tirg's main.py")
+    imported.add_argument("src", help="the original checkpoint (it, opt, model_state_dict)")
+    imported.add_argument("--out", required=True, help="the tirg checkpoint to write")
+    imported.add_argument("--dataset", help="default: the checkpoint's opt.dataset (css3d: css_original)")
+    imported.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", required=True, help="the training data")
+    imported.add_argument("--dataset_option", "--dataset-option", dest="dataset_option", **dataset_option)
+    imported.add_argument(
+        "--vocabulary-order", "--vocabulary_order", dest="vocabulary_order", choices=VOCABULARY_ORDERS, default="first-seen",
+        help="word ids as the 2019 code (first-seen; released checkpoints) or the 2021 code (sorted) numbered them",
+    )  # fmt: skip
+    imported.add_argument("--overwrite", action="store_true")
+    exported = commands.add_parser("export-checkpoint", help="write a tirg checkpoint in the layout of google/tirg's main.py")
+    exported.add_argument("src", help="a tirg checkpoint or run folder")
+    exported.add_argument("--out", required=True)
+    exported.add_argument("--vocabulary-order", "--vocabulary_order", dest="vocabulary_order", choices=VOCABULARY_ORDERS, default="sorted")
+    exported.add_argument(
+        "--dataset_path", "--dataset-path", dest="dataset_path", help="first-seen order: the training data (default: the checkpoint's)"
+    )
+    exported.add_argument("--dataset_option", "--dataset-option", dest="dataset_option", **dataset_option)
+    exported.add_argument("--overwrite", action="store_true")
+
+
+def _dataset_options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ValueError(f"--dataset_option {pair!r}: expected KEY=VALUE")
+        options[key] = value
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tirg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -70,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--split", default="test")
     evaluation.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=64)
     evaluation.add_argument("--device", default="auto")
+
+    _add_checkpoint_commands(commands)
 
     demo = commands.add_parser("demo", help="generate CSS, train tirg and baselines, evaluate, plot")
     demo.add_argument("--data", default="data/css")
@@ -135,6 +172,33 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_import_checkpoint(args: argparse.Namespace) -> int:
+    from tirg.original import import_checkpoint
+
+    checkpoint = import_checkpoint(
+        args.src, args.out, args.dataset_path, args.vocabulary_order, args.dataset,
+        _dataset_options(args.dataset_option), overwrite=args.overwrite,
+    )  # fmt: skip
+    summary = {"out": args.out, "model": checkpoint["model_name"], "iteration": checkpoint["iteration"]}
+    print(json.dumps({**summary, "vocabulary": len(checkpoint["vocabulary"]), "vocabulary_order": args.vocabulary_order}, indent=2))
+    return 0
+
+
+def _run_export_checkpoint(args: argparse.Namespace) -> int:
+    from tirg.checkpoint import load_checkpoint
+    from tirg.original import export_checkpoint, training_texts
+    from tirg.train import checkpoint_file
+
+    src = checkpoint_file(args.src)
+    texts = None
+    if args.vocabulary_order == "first-seen":
+        config = TrainConfig.from_dict(load_checkpoint(src)["config"])
+        texts = training_texts(config.dataset, args.dataset_path or config.dataset_path, _dataset_options(args.dataset_option))
+    export_checkpoint(src, args.out, args.vocabulary_order, texts, overwrite=args.overwrite)
+    print(json.dumps({"out": args.out, "vocabulary_order": args.vocabulary_order}, indent=2))
+    return 0
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from tirg.demo import DemoConfig, run_demo
 
@@ -152,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tirg.errors import TirgError
 
     runners = {"data": _run_data, "train": _run_train, "eval": _run_eval, "demo": _run_demo}
+    runners.update({"import-checkpoint": _run_import_checkpoint, "export-checkpoint": _run_export_checkpoint})
     try:
         return runners[args.command](args)
     except (TirgError, FileExistsError, FileNotFoundError, ValueError) as error:

@@ -59,6 +59,48 @@ def compute_query_features(
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)
 
 
+@torch.inference_mode()
+def compose_queries_from_images(
+    model: ComposeModel,
+    dataset: RetrievalDataset,
+    transform: ImageTransform,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """float32 [Q, d] composed features from each query's source image, for composers that need
+    more than the pooled feature (tirg_lastconv works on the spatial map), as TIRG's test did."""
+    model.eval()
+    queries = dataset.queries
+    loader = torch.utils.data.DataLoader(
+        ImageView(dataset, transform, [query.source for query in queries]),
+        batch_size=batch_size, num_workers=num_workers, generator=torch.Generator(),
+    )  # fmt: skip
+    chunks, start = [], 0
+    for images in tqdm(loader, "queries", disable=not progress):
+        texts = [query.text for query in queries[start : start + len(images)]]
+        chunks.append(model.compose_img_text(images.to(device), texts).cpu())
+        start += len(images)
+    return torch.cat(chunks).numpy().astype(np.float32, copy=False)
+
+
+def query_features_for(
+    model: ComposeModel,
+    dataset: RetrievalDataset,
+    transform: ImageTransform,
+    image_features: np.ndarray,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Composed features of `dataset.queries`, from the cached image features where the model allows."""
+    if model.composes_pooled_features:
+        return compute_query_features(model, dataset.queries, image_features, device=device)
+    return compose_queries_from_images(model, dataset, transform, batch_size, num_workers, device, progress)
+
+
 def l2_normalize(features: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(features, axis=1, keepdims=True)
     return (features / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
@@ -115,5 +157,5 @@ def evaluate(
     if not dataset.queries:
         raise ValueError(f"{dataset.name} {dataset.split} at {dataset.root} has no test queries")
     image_features = compute_image_features(model, dataset, transform, batch_size, num_workers, device, progress)
-    query_features = compute_query_features(model, dataset.queries, image_features, device=device)
+    query_features = query_features_for(model, dataset, transform, image_features, batch_size, num_workers, device, progress)
     return metrics_from_features(query_features, image_features, dataset, ks)

@@ -28,7 +28,7 @@ import torch
 from tirg.checkpoint import load_model
 from tirg.data import IMAGENET_MEAN, IMAGENET_STD, image_transform, load_dataset
 from tirg.errors import CacheError
-from tirg.evaluate import compute_image_features, compute_query_features, l2_normalize
+from tirg.evaluate import compute_image_features, l2_normalize, query_features_for
 from tirg.fileio import atomic_directory
 from tirg.train import TrainConfig
 
@@ -92,7 +92,7 @@ def compute_and_save(
         raise CacheError(f"{config.dataset} {split} at {dataset_path} has no queries to cache")
     image_size = config.resolved_image_size()
     images = compute_image_features(model, dataset, image_transform(image_size), batch_size, num_workers, device, progress)
-    composed = compute_query_features(model, dataset.queries, images, device=device)
+    composed = query_features_for(model, dataset, image_transform(image_size), images, batch_size, num_workers, device, progress)
     arrays = {
         "query_features": l2_normalize(composed),
         "gallery_features": l2_normalize(images),

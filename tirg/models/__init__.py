@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tirg.models.composers import TIRG, ComposeModel, Concat, ImageOnly, TextOnly
+from tirg.models.lastconv import TIRGLastConv
 from tirg.text import Vocabulary
 
 MODELS: dict[str, type[ComposeModel]] = {
@@ -12,6 +13,7 @@ MODELS: dict[str, type[ComposeModel]] = {
     "textonly": TextOnly,
     "concat": Concat,
     "tirg": TIRG,
+    "tirg_lastconv": TIRGLastConv,
 }
 
 
@@ -23,4 +25,4 @@ def build_model(
     return MODELS[name](vocabulary, embed_dim, backbone_weights)
 
 
-__all__ = ["MODELS", "TIRG", "ComposeModel", "Concat", "ImageOnly", "TextOnly", "build_model"]
+__all__ = ["MODELS", "TIRG", "TIRGLastConv", "ComposeModel", "Concat", "ImageOnly", "TextOnly", "build_model"]

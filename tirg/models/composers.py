@@ -17,8 +17,12 @@ class ComposeModel(nn.Module):
     """Base class. Subclasses implement `compose(image_features, text_features)`.
 
     The public names `extract_img_feature`, `extract_text_feature` and `compose_img_text`
-    are TIRG's, kept for users who know them.
+    are TIRG's, kept for users who know them. Where `composes_pooled_features` is True,
+    composing a query from its source image's cached `extract_img_feature` output equals
+    `compose_img_text` on the image, so evaluation embeds each image once.
     """
+
+    composes_pooled_features = True
 
     def __init__(self, vocabulary: Vocabulary, embed_dim: int = 512, backbone_weights: str | Path | None = None):
         super().__init__()

@@ -42,3 +42,14 @@ def resnet18_encoder(embed_dim: int = 512, weights_path: str | Path | None = Non
     model.avgpool = nn.AdaptiveAvgPool2d((1, 1))
     model.fc = nn.Linear(model.fc.in_features, embed_dim)
     return model
+
+
+def resnet_feature_map(model: torchvision.models.ResNet, images: torch.Tensor) -> torch.Tensor:
+    """The last convolutional map [B, 512, H/32, W/32] (7x7 for 224x224 input), before pooling."""
+    x = model.maxpool(model.relu(model.bn1(model.conv1(images))))
+    return model.layer4(model.layer3(model.layer2(model.layer1(x))))
+
+
+def pool_and_project(model: torchvision.models.ResNet, feature_map: torch.Tensor) -> torch.Tensor:
+    """The rest of the encoder after `resnet_feature_map`: average pool, flatten, fc."""
+    return model.fc(torch.flatten(model.avgpool(feature_map), 1))
