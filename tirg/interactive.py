@@ -51,6 +51,13 @@ def train_hint(dataset: str = "css", dataset_path: str = "data/css", model: str 
     )
 
 
+def pretrained_hint(dataset: str, dataset_path: str, model: str) -> str:
+    return (
+        f"run `make demo` (it writes results/demo/runs/{model}/latest_checkpoint.pth) or "
+        f"`tirg train --dataset {dataset} --dataset_path {dataset_path} --model {model}` (it writes runs/<run>/latest_checkpoint.pth)"
+    )
+
+
 def require_checkpoint(path: str | Path, how_to_create: str) -> Path:
     """The checkpoint file (a run folder stands for its latest checkpoint), or an error saying how to make it."""
     file = checkpoint_file(path)
