@@ -26,8 +26,9 @@ bench: $(INSTALLED)
 bench-quick: $(INSTALLED)
 	$(PY) benchmarks/run_all.py --quick
 
+# Jupyter refuses to run as root unless told; containers often run as root.
 lab: $(INSTALLED)
-	$(VENV)/bin/jupyter lab
+	$(VENV)/bin/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 clean:
 	rm -rf runs results features .pytest_cache

@@ -1,0 +1,87 @@
+"""Run a notebook headless with injected parameters, as papermill does, on this interpreter.
+
+    nb = run_notebook(REPO_ROOT / "notebooks/01_train.ipynb", {"smoke": True, ...}, tmp_path)
+
+The parameters go into a new cell after the one tagged `parameters`. The kernel is this
+test process's Python (a kernelspec written to a temporary folder), with the repository
+on its path, so the notebook imports the checkout under test whatever kernelspecs the
+machine has installed. The notebook starts in its own folder, as Jupyter would start it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KERNEL_NAME = "tirg-tests"
+
+
+class NotebookCellError(AssertionError):
+    """A cell raised; `index` is its position in the executed notebook (injected cell included)."""
+
+    def __init__(self, path: Path, index: int, source: str, ename: str, evalue: str, traceback: str) -> None:
+        super().__init__(f"{path.name} cell {index} raised {ename}: {evalue}\n--- cell source ---\n{source}\n--- traceback ---\n{traceback}")
+        self.index, self.source, self.ename, self.evalue = index, source, ename, evalue
+
+
+def parameters_cell_index(nb: nbformat.NotebookNode) -> int:
+    tagged = [i for i, cell in enumerate(nb.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"expected exactly one cell tagged 'parameters', found {len(tagged)}")
+    return tagged[0]
+
+
+def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, Any]) -> nbformat.NotebookNode:
+    """Insert `name = repr(value)` lines after the parameters cell (papermill's `injected-parameters` cell)."""
+    source = "# Parameters injected by the test\n" + "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(parameters_cell_index(nb) + 1, cell)
+    return nb
+
+
+def _kernel_manager(kernels_dir: Path) -> KernelManager:
+    import ipykernel.kernelspec
+
+    spec_dir = kernels_dir / KERNEL_NAME
+    if not spec_dir.is_dir():
+        kernels_dir.mkdir(parents=True, exist_ok=True)
+        ipykernel.kernelspec.write_kernel_spec(spec_dir)  # argv: this interpreter, sys.executable
+    spec_file = spec_dir / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+    spec["env"] = {"PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "agg"}
+    spec_file.write_text(json.dumps(spec))
+    specs = KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
+    return KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+
+
+def run_notebook(path: Path, parameters: dict[str, Any], work_dir: Path, timeout: int = 300) -> nbformat.NotebookNode:
+    """Execute `path` with `parameters`; return the executed notebook or raise NotebookCellError.
+
+    The executed copy is also written to `work_dir/<name>` for inspection.
+    """
+    path = Path(path)
+    nb = inject_parameters(nbformat.read(path, as_version=4), parameters)
+    km = _kernel_manager(work_dir / "kernels")
+    client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except CellExecutionError:
+        for index, cell in enumerate(nb.cells):
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if errors:
+                error = errors[0]
+                raise NotebookCellError(path, index, cell.source, error["ename"], error["evalue"], "\n".join(error["traceback"])) from None
+        raise
+    finally:
+        if km.has_kernel:  # a client given its kernel manager leaves the kernel running
+            km.shutdown_kernel(now=True)
+        nbformat.write(nb, work_dir / path.name)
+    return nb

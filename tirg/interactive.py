@@ -1,0 +1,214 @@
+"""Helpers for the notebooks: artefact checks that name the command creating them, in-place
+figure display, TensorBoard when installed, and the ipywidgets retrieval app.
+
+IPython and ipywidgets come with the `notebooks` extra and are imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from tirg.data import RetrievalDataset
+from tirg.errors import CacheError, CheckpointError, DataError, TirgError
+from tirg.features import MANIFEST, FeatureCache
+from tirg.fileio import atomic_write
+from tirg.models import ComposeModel
+from tirg.plots_notebooks import figure_png, training_curves_figure
+from tirg.retrieval import cache_query_figure, custom_query_figure
+from tirg.train import checkpoint_file
+
+NOTEBOOK_CHECKPOINT = "runs/notebook/best_checkpoint.pth"
+
+
+def chdir_to_repository_root(start: str | Path | None = None) -> Path:
+    """Make the repository root (the first folder up from `start` with pyproject.toml and notebooks/) the cwd.
+
+    Jupyter starts a notebook in its own folder; the notebooks' paths are relative to the root.
+    """
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
+            os.chdir(folder)
+            return folder
+    raise FileNotFoundError(f"no folder above {start} holds pyproject.toml and notebooks/: is this a clone of the tirg repository?")
+
+
+def train_hint(dataset: str = "css", dataset_path: str = "data/css", model: str = "tirg") -> str:
+    return (
+        f"run notebooks/01_train.ipynb (it writes {NOTEBOOK_CHECKPOINT}), or "
+        f"`tirg train --dataset {dataset} --dataset_path {dataset_path} --model {model}` and set `checkpoint` "
+        "to its runs/<run>/latest_checkpoint.pth"
+    )
+
+
+def pretrained_hint(dataset: str, dataset_path: str, model: str) -> str:
+    return (
+        f"run `make demo` (it writes results/demo/runs/{model}/latest_checkpoint.pth) or "
+        f"`tirg train --dataset {dataset} --dataset_path {dataset_path} --model {model}` (it writes runs/<run>/latest_checkpoint.pth)"
+    )
+
+
+def require_checkpoint(path: str | Path, how_to_create: str) -> Path:
+    """The checkpoint file (a run folder stands for its latest checkpoint), or an error saying how to make it."""
+    file = checkpoint_file(path)
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint not found: {file}. To create it, {how_to_create}")
+    return file
+
+
+def cache_command(checkpoint: str | Path, cache_dir: str | Path) -> str:
+    return f"python compute_and_save.py --checkpoint {checkpoint} --out {cache_dir}"
+
+
+def require_feature_cache(path: str | Path, checkpoint: str | Path) -> Path:
+    """The cache folder, or an error naming the compute_and_save.py command that writes it."""
+    path = Path(path)
+    if not (path / MANIFEST).is_file():
+        raise CacheError(
+            f"feature cache not found: {path} has no {MANIFEST}. Create it with `{cache_command(checkpoint, path)}`"
+            " (or set compute_cache_if_missing = True)"
+        )
+    return path
+
+
+def fresh_run_dir(path: str | Path, overwrite: bool) -> Path:
+    """A run folder to train into: refused if it holds a run, unless `overwrite` (then the old run is removed)."""
+    path = Path(path)
+    if (path / "config.json").is_file():
+        if not overwrite:
+            raise FileExistsError(f"{path} already holds a run; choose another run_dir or set overwrite_run = True")
+        shutil.rmtree(path)
+    return path
+
+
+class LiveFigure:
+    """A figure shown once in the notebook and redrawn in place on each update; also saved to `path`.
+
+    Outside IPython (a plain script) nothing is displayed and the file is still written.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        self._handle: Any = None
+
+    def update(self, figure: Figure) -> None:
+        png = figure_png(figure)
+        if self.path is not None:
+            atomic_write(self.path, lambda f: f.write(png))
+        from IPython.core.interactiveshell import InteractiveShell
+
+        if not InteractiveShell.initialized():
+            return
+        from IPython.display import Image as ImageDisplay
+        from IPython.display import display
+
+        if self._handle is None:
+            self._handle = display(ImageDisplay(data=png), display_id=True)
+        else:
+            self._handle.update(ImageDisplay(data=png))
+
+
+class LiveTrainingPlot(LiveFigure):
+    """`on_point` callback of `train_with_early_stopping`: redraws the loss curves at every validation point."""
+
+    def __call__(self, points: pd.DataFrame, train_loss: pd.DataFrame) -> None:
+        self.update(training_curves_figure(points, train_loss))
+
+
+def show_figure(figure: Figure, path: str | Path | None = None) -> None:
+    """Display a figure in the notebook (as PNG, whatever the matplotlib backend) and save it to `path`."""
+    LiveFigure(path).update(figure)
+
+
+def show_tensorboard(log_dir: str | Path) -> str:
+    """Show TensorBoard inline when the package and IPython are there; returns what happened, for the notebook to print."""
+    if importlib.util.find_spec("tensorboard") is None:
+        return f"TensorBoard is not installed (`pip install tensorboard`); skipping the inline view. Its logs are in {log_dir}."
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return f"not running in IPython; run `tensorboard --logdir {log_dir}` to see the logs"
+    shell.run_line_magic("load_ext", "tensorboard")
+    shell.run_line_magic("tensorboard", f"--logdir {log_dir}")
+    return f"TensorBoard on {log_dir}"
+
+
+class RetrievalApp:
+    """Pick a test query or upload an image, type a modification text, see the top-k.
+
+    With a test query and no text (or its own text), the result marks ground-truth hits; any
+    other text, or an uploaded image, is composed with the model and searched the same way.
+    """
+
+    def __init__(
+        self,
+        model: ComposeModel,
+        cache: FeatureCache,
+        dataset: RetrievalDataset,
+        k: int = 16,
+        columns: int = 4,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        import ipywidgets as widgets
+
+        self.model, self.cache, self.dataset = model, cache, dataset
+        self.k, self.columns, self.device = k, columns, device
+        self.source = widgets.ToggleButtons(options=["test query", "uploaded image"], description="query image")
+        self.query = widgets.BoundedIntText(value=0, min=0, max=len(cache.query_features) - 1, description="test query")
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload image")
+        self.text = widgets.Text(description="text", layout=widgets.Layout(width="60%"))
+        self.button = widgets.Button(description="Search", button_style="primary")
+        self.output = widgets.Output()
+        self.query.observe(lambda _: self._show_query_text(), names="value")
+        self.button.on_click(lambda _: self.search())
+        self._show_query_text()
+        self.widget = widgets.VBox(
+            [self.source, widgets.HBox([self.query, self.upload]), self.text, self.button, self.output]
+        )
+
+    def _show_query_text(self) -> None:
+        self.text.placeholder = f"empty: the test query's own text, \"{self.cache.queries['text'].iloc[self.query.value]}\""
+
+    def uploaded_image(self) -> Image.Image:
+        if not self.upload.value:
+            raise DataError("no image uploaded yet: use the upload button, or pick 'test query'")
+        content = self.upload.value[0]["content"]
+        return Image.open(io.BytesIO(bytes(content))).convert("RGB")
+
+    def figure(self) -> Figure:
+        text = self.text.value.strip()
+        if self.source.value == "uploaded image":
+            if not text:
+                raise ValueError("type a modification text for the uploaded image")
+            return custom_query_figure(self.model, self.cache, self.dataset, self.uploaded_image(), text, self.k, self.columns, self.device)
+        index = int(self.query.value)
+        own_text = str(self.cache.queries["text"].iloc[index])
+        if not text or text == own_text:
+            return cache_query_figure(self.cache, self.dataset, index, self.k, self.columns)
+        source = self.dataset.load_image(int(self.cache.query_sources[index]))
+        return custom_query_figure(self.model, self.cache, self.dataset, source, text, self.k, self.columns, self.device)
+
+    def search(self) -> None:
+        """Redraw the results in the output area; a bad input shows as a message there, not a traceback."""
+        from IPython.display import Image as ImageDisplay
+        from IPython.display import display
+
+        self.output.clear_output(wait=True)
+        try:
+            png = figure_png(self.figure())
+        except (TirgError, ValueError, OSError) as error:
+            self.output.append_stdout(f"{error}\n")
+            return
+        with self.output:
+            display(ImageDisplay(data=png))

@@ -1,0 +1,169 @@
+"""Figures and tables the notebooks show: training curves, the search comparison, retrieval grids.
+
+Every function returns a `matplotlib.figure.Figure` (or a DataFrame) without touching pyplot,
+so a notebook can display it and `tirg.plots.save_figure` can write it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+from tirg.compare import best_lsh
+from tirg.index import LSHConfig, LSHIndex
+from tirg.plots import HIT_COLOR, MISS_COLOR
+
+
+def figure_png(figure: Figure, dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def training_curves_figure(points: pd.DataFrame, train_loss: pd.DataFrame, best_iteration: int | None = None) -> Figure:
+    """Training and validation loss against iteration (best point marked), and test recall beside it."""
+    figure = Figure(figsize=(10, 3.6))
+    loss_axes, recall_axes = figure.subplots(1, 2)
+    if not train_loss.empty:
+        loss_axes.plot(train_loss["iteration"], train_loss["value"], color="tab:blue", alpha=0.7, label="training loss")
+    if not points.empty:
+        loss_axes.plot(points["iteration"], points["val_loss"], "o-", color="tab:orange", label="validation loss (eval mode)")
+    if best_iteration is not None and not points.empty:
+        best = points[points["iteration"] == best_iteration]
+        loss_axes.plot(best["iteration"], best["val_loss"], "*", markersize=14, color="tab:red", label=f"best (iteration {best_iteration})")
+    loss_axes.set_xlabel("iteration")
+    loss_axes.set_ylabel("loss")
+    loss_axes.set_title("Loss")
+    loss_axes.grid(True, alpha=0.3)
+    loss_axes.legend(fontsize=8)
+    for column in [c for c in points.columns if c.startswith("R@")]:
+        recall_axes.plot(points["iteration"], points[column], "o-", label=column)
+    recall_axes.set_ylim(0, 1.02)
+    recall_axes.set_xlabel("iteration")
+    recall_axes.set_ylabel("test recall")
+    recall_axes.set_title("Test recall at each validation point")
+    recall_axes.grid(True, alpha=0.3)
+    if len(recall_axes.lines):
+        recall_axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def recall_table(summary: pd.DataFrame, ks: Sequence[int]) -> pd.DataFrame:
+    """One row per method: recall@k in percent and query time, each as 'mean ± std' over the samples."""
+    rows = {}
+    for _, row in summary.iterrows():
+        cells = {f"R@{k}": f"{100 * row[f'recall@{k}_mean']:.2f} ± {100 * _std(row[f'recall@{k}_std']):.2f}" for k in ks}
+        cells["Time (s)"] = f"{row['query_s_mean']:.3f} ± {_std(row['query_s_std']):.3f}"
+        cells["candidates / query"] = f"{row['candidates_mean']:.0f}"
+        rows[row["method"]] = cells
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _std(value: float) -> float:
+    """pandas gives NaN for the std of a single sample; show it as 0."""
+    return 0.0 if math.isnan(value) else float(value)
+
+
+def compare_result_figure(summary: pd.DataFrame, ks: Sequence[int], overlap_target: float) -> Figure:
+    """The course project's two-row table (best LSH vs exact: Recall@k and time) beside their recall@k curves."""
+    k = max(ks)
+    lsh = best_lsh(summary, f"overlap@{k}_mean", overlap_target)
+    exact = summary[summary["family"] == "exact"].iloc[0]
+    figure = Figure(figsize=(11, 3.4))
+    table_axes, curve_axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+    cells = [
+        [f"{100 * row[f'recall@{k}_mean']:.2f} ± {100 * _std(row[f'recall@{k}_std']):.2f}", f"{row['query_s_mean']:.3f} ± {_std(row['query_s_std']):.3f}"]
+        for row in (lsh, exact)
+    ]
+    table = table_axes.table(
+        cellText=cells, rowLabels=[f"Hashing\n({lsh['method']})", "No hashing\n(exact)"],
+        colLabels=[f"Recall (R@{k})", "Time (s)"], loc="center", cellLoc="center",
+    )  # fmt: skip
+    table.scale(1, 2.6)
+    table.set_fontsize(10)
+    table_axes.axis("off")
+    table_axes.set_title("Mean ± std over the query samples", fontsize=10)
+    for row, color in ((lsh, "tab:blue"), (exact, "black")):
+        curve_axes.plot(list(ks), [row[f"recall@{kk}_mean"] for kk in ks], "o-", color=color, label=row["method"])
+    curve_axes.set_xscale("log")
+    curve_axes.set_xticks(list(ks), [str(kk) for kk in ks])
+    curve_axes.set_xlabel("k")
+    curve_axes.set_ylabel("task recall@k")
+    curve_axes.set_ylim(0, 1.02)
+    curve_axes.grid(True, alpha=0.3)
+    curve_axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def lsh_bucket_sizes(gallery: np.ndarray, settings: Sequence[LSHConfig]) -> dict[str, np.ndarray]:
+    """Items per non-empty bucket over all tables of an index built with each setting, by its label."""
+    sizes = {}
+    for setting in settings:
+        index = LSHIndex.build(gallery, setting)
+        sizes[setting.label] = np.concatenate([table.bucket_sizes() for table in index.tables])
+    return sizes
+
+
+def bucket_size_figure(sizes: Mapping[str, np.ndarray]) -> Figure:
+    """Histogram of bucket sizes (items per non-empty bucket, over all tables), one panel per LSH setting."""
+    figure = Figure(figsize=(4.2 * len(sizes), 3.2))
+    axes_list = np.atleast_1d(figure.subplots(1, len(sizes)))
+    for axes, (label, values) in zip(axes_list, sizes.items()):
+        values = np.asarray(values)
+        bins = np.unique(np.geomspace(1, max(2, values.max() + 1), 30).astype(int))
+        axes.hist(values, bins=bins, color="tab:blue", alpha=0.8)
+        axes.set_xscale("log")
+        axes.set_xlabel("gallery items in the bucket")
+        axes.set_ylabel("buckets")
+        axes.set_title(f"{label}\n{len(values)} non-empty buckets, median {np.median(values):.0f}", fontsize=9)
+        axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def retrieval_grid_figure(
+    query_image: Image.Image,
+    query_text: str,
+    results: Sequence[Image.Image],
+    hits: Sequence[bool] | None,
+    columns: int = 4,
+    target_image: Image.Image | None = None,
+) -> Figure:
+    """Query (and ground truth, when known) in the top row, then the top-k in a grid, hits framed green.
+
+    `hits` None: no ground truth (a custom query); results get plain frames.
+    """
+    rows = 1 + math.ceil(len(results) / columns)
+    figure = Figure(figsize=(2.2 * columns, 2.3 * rows))
+    axes = np.array(figure.subplots(rows, columns)).reshape(rows, columns)
+    for cell in axes.flat:
+        cell.axis("off")
+    header = [(query_image, f'query: "{query_text}"', "black")]
+    if target_image is not None:
+        header.append((target_image, "ground truth", HIT_COLOR))
+    panels = [(axes[0, i], *panel) for i, panel in enumerate(header)]
+    for rank, image in enumerate(results):
+        if hits is None:
+            title, color = f"#{rank + 1}", "black"
+        else:
+            title, color = (f"#{rank + 1} hit", HIT_COLOR) if hits[rank] else (f"#{rank + 1}", MISS_COLOR)
+        panels.append((axes[1 + rank // columns, rank % columns], image, title, color))
+    for cell, image, title, color in panels:
+        cell.axis("on")
+        cell.imshow(image, interpolation="nearest")
+        cell.set_title(title, fontsize=8, color=color, wrap=True)
+        cell.set_xticks([])
+        cell.set_yticks([])
+        for spine in cell.spines.values():
+            spine.set_edgecolor(color)
+            spine.set_linewidth(3 if color != "black" else 1)
+    figure.tight_layout()
+    return figure
