@@ -402,6 +402,24 @@ def test_cli_reports_refusals_and_keeps_an_existing_destination(tiny_css, css_te
     assert "expected KEY=VALUE" in capsys.readouterr().err
 
 
+def test_fashion200k_import_rebuilds_the_vocabulary_in_label_file_listing_order(tmp_path, capsys):
+    from test_fashion200k import write_fashion200k
+
+    root = write_fashion200k(tmp_path / "fashion200k", images=False)
+    listed = load_dataset("fashion200k", root, "train", label_file_order="listdir").texts()
+    ids = _first_seen_ids(listed)
+    state = original_state("textonly", len(ids))
+    src = write_original(tmp_path / "c.pth", "textonly", state, original_opt("textonly", dataset="fashion200k"))
+    dst = tmp_path / "imported.pth"
+    arguments = ["import-checkpoint", str(src), "--dataset_path", str(root), "--out", str(dst)]
+    assert main([*arguments, "--dataset_option", "label_file_order=listdir"]) == 0
+    checkpoint = load_checkpoint(dst)
+    assert checkpoint["vocabulary"] == list(ids) and checkpoint["config"]["dataset"] == "fashion200k"
+    model, _ = load_model(dst)
+    with torch.no_grad():
+        assert torch.allclose(model.extract_text_feature(listed[:3]), reference_text(state, listed[:3], ids), atol=1e-5)
+
+
 # --- main.py: the original command line ------------------------------------------------------
 
 
