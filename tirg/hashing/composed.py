@@ -30,7 +30,7 @@ class ComposedHashConfig:
     (each brings its target, so the loss sees 2 x batch_size codes)."""
 
     bits: int = 12
-    epochs: int = 30
+    epochs: int = 10
     batch_size: int = 64
     lr: float = 0.01
     margin: float | None = None
