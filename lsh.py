@@ -27,12 +27,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=5000, help="queries per sample (capped at the cache's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-faiss", action="store_true", help="leave out the FAISS peers")
+    parser.add_argument("--learned-hash-cache", help="feature cache of the TRAINING split: train hash heads on it and "
+                        "compare them with random hyperplanes at equal bits (tables 1, each probe radius)")
+    parser.add_argument("--hash-bits", type=int, nargs="+", default=[8, 12], help="learned code lengths")
+    parser.add_argument("--hash-radii", type=int, nargs="+", default=[0, 1, 2, 3], help="probe radii of the equal-bits comparison")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cache = load_feature_cache(args.cache)
         config = CompareConfig(n_repeats=args.repeats, n_queries=args.queries, seed=args.seed, faiss=not args.no_faiss)
-        comparison = compare_feature_cache(cache, config)
+        extra = []
+        if args.learned_hash_cache:
+            from tirg.compare import learned_vs_random_methods
+            from tirg.hashing.composed import ComposedHashConfig, train_hash_head_on_cache
+
+            train_cache = load_feature_cache(args.learned_hash_cache, expect={"split": "train"})
+            heads = [train_hash_head_on_cache(train_cache, ComposedHashConfig(bits=b, seed=args.seed)) for b in args.hash_bits]
+            extra = learned_vs_random_methods([h.planes for h in heads], args.hash_radii, seed=args.seed)
+        comparison = compare_feature_cache(cache, config, extra)
     except (TirgError, ValueError, ImportError) as error:
         print(f"lsh.py: error: {error}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_fashion200k_index, bench_scale, bench_search
+from benchmarks import bench_fashion200k_index, bench_hamming, bench_scale, bench_search
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     bench_search.main((["--quick"] if args.quick else []) + out)
     bench_scale.main((["--sizes", "30000", "100000", "--queries", "500"] if args.quick else []) + out)
     bench_fashion200k_index.main((["--repeats", "1"] if args.quick else []) + out)
+    bench_hamming.main((["--quick"] if args.quick else []) + out)
 
 
 if __name__ == "__main__":

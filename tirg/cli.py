@@ -114,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", default="images")
     demo.add_argument("--num_iters", "--num-iters", dest="num_iters", type=int, default=None)
     demo.add_argument("--seed", type=int, default=0)
+
+    from tirg.hashing.cli import add_hash_parser
+
+    add_hash_parser(commands)
     return parser
 
 
@@ -215,7 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from tirg.errors import TirgError
 
-    runners = {"data": _run_data, "train": _run_train, "eval": _run_eval, "demo": _run_demo}
+    from tirg.hashing.cli import run_hash
+
+    runners = {"data": _run_data, "train": _run_train, "eval": _run_eval, "demo": _run_demo, "hash": run_hash}
     runners.update({"import-checkpoint": _run_import_checkpoint, "export-checkpoint": _run_export_checkpoint})
     try:
         return runners[args.command](args)

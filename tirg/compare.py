@@ -83,7 +83,7 @@ class Method:
     """A named search method: `build(gallery)` returns `search(queries, k, exclude) -> SearchOutput`."""
 
     name: str
-    family: str  # exact | lsh | faiss-flat | faiss-lsh | faiss-ivf
+    family: str  # exact | lsh | faiss-flat | faiss-lsh | faiss-ivf | learned-hash | lsh-equal-bits
     build: Callable[[np.ndarray], Callable[[np.ndarray, int, np.ndarray | None], SearchOutput]]
 
 
@@ -295,6 +295,12 @@ def write_outputs(comparison: Comparison, out_dir: Path, overlap_target: float, 
     paths[2].write_text(two_row_table(comparison.summary, overlap_target, max(ks)))
     paths.append(plot_recall_vs_time(comparison.summary, out_dir / "recall_vs_time.png", k=max(ks)))
     paths.append(plot_recall_curves(comparison.summary, out_dir / "recall_at_k.png", ks, overlap_target))
+    if (comparison.summary["family"] == "learned-hash").any():
+        from tirg.plots_compare import plot_learned_vs_random
+
+        paths.append(out_dir / "learned_vs_random.md")
+        paths[-1].write_text(learned_vs_random_table(comparison.summary, max(ks)))
+        paths.append(plot_learned_vs_random(comparison.summary, out_dir / "learned_vs_random.png", max(ks)))
     return paths
 
 
@@ -366,8 +372,11 @@ def _ivf_methods(n_lists: int, probes: tuple[int, ...], seed: int) -> list[Metho
     ]
 
 
-def compare_feature_cache(cache: FeatureCache, config: CompareConfig) -> Comparison:
-    """`run_comparison` on a feature cache with TIRG's task labels (target caption vs gallery captions)."""
+def compare_feature_cache(cache: FeatureCache, config: CompareConfig, extra_methods: Sequence[Method] = ()) -> Comparison:
+    """`run_comparison` on a feature cache with TIRG's task labels (target caption vs gallery captions).
+
+    extra_methods run after the config's own (e.g. learned_vs_random_methods).
+    """
     target_labels, gallery_labels = encode_captions(cache.target_captions, cache.gallery_captions)
     n_queries = min(config.n_queries, len(cache.query_features))
     if n_queries < config.n_queries:
@@ -375,5 +384,42 @@ def compare_feature_cache(cache: FeatureCache, config: CompareConfig) -> Compari
         config = replace(config, n_queries=n_queries)
     return run_comparison(
         np.asarray(cache.query_features), np.asarray(cache.gallery_features), np.asarray(cache.query_sources),
-        target_labels, gallery_labels, config,
+        target_labels, gallery_labels, config, methods_for(config, len(cache.gallery_features)) + list(extra_methods),
     )  # fmt: skip
+
+
+def learned_vs_random_methods(planes: Sequence[np.ndarray], radii: Sequence[int], seed: int = 0) -> list[Method]:
+    """Learned and random hyperplanes at equal bits, one table each, through the same LSH index.
+
+    planes: float32 [bits, d] per learned code length (HashHead.planes). For each and each
+    probe radius, a "learned" method and the random-hyperplane LSH of the same bits and radius.
+    """
+    methods = []
+    for learned in planes:
+        bits = learned.shape[0]
+        for radius in radii:
+            config = LSHConfig(n_bits=bits, n_tables=1, probe_radius=radius, seed=seed)
+            build = lambda g, p=learned, c=config: _LSHSearch(LSHIndex.from_planes(g, p[None], c))  # noqa: E731
+            methods.append(Method(f"learned b={bits} r={radius}", "learned-hash", build))
+            methods.append(Method(f"{config.label} (random)", "lsh-equal-bits", _lsh_builder(config)))
+    return methods
+
+
+def learned_vs_random_table(summary: pd.DataFrame, k: int = 100) -> str:
+    """Markdown: recall@k and candidates per query of learned and random codes at equal bits and radius."""
+    exact = summary[summary["family"] == "exact"].iloc[0]
+    learned = summary[summary["family"] == "learned-hash"]
+    lines = [
+        f"| bits | probe radius | learned R@{k} | random R@{k} | learned candidates | random candidates |",
+        "|---|---|---|---|---|---|",
+    ]
+    for _, row in learned.iterrows():
+        bits, radius = row["method"].removeprefix("learned b=").split(" r=")
+        random_row = summary[summary["method"] == f"lsh b={bits} L=1 r={radius} (random)"].iloc[0]
+        lines.append(
+            f"| {bits} | {radius} | {100 * row[f'recall@{k}_mean']:.2f} | {100 * random_row[f'recall@{k}_mean']:.2f} "
+            f"| {row['candidates_mean']:.0f} | {random_row['candidates_mean']:.0f} |"
+        )
+    lines.append(f"\nExact search: R@{k} {100 * exact[f'recall@{k}_mean']:.2f} with {exact['candidates_mean']:.0f} candidates "
+                 "(the whole gallery). A query with fewer than k candidates falls back to exact search and counts the whole gallery.")
+    return "\n".join(lines) + "\n"

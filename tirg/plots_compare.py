@@ -18,6 +18,8 @@ _FAMILY_STYLE = {
     "faiss-flat": ("tab:gray", "s"),
     "faiss-lsh": ("tab:orange", "^"),
     "faiss-ivf": ("tab:green", "D"),
+    "learned-hash": ("tab:red", "P"),
+    "lsh-equal-bits": ("tab:cyan", "v"),
 }
 
 
@@ -67,6 +69,30 @@ def plot_recall_curves(summary: pd.DataFrame, path: Path, ks: Sequence[int], ove
     ax.set_title("Recall@k (mean over samples)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def plot_learned_vs_random(summary: pd.DataFrame, path: Path, k: int = 100) -> Path:
+    """Recall@k against candidates per query: learned and random hyperplanes at equal bits, one line per code length."""
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
+    for family, label in (("learned-hash", "learned"), ("lsh-equal-bits", "random")):
+        rows = summary[summary["family"] == family]
+        bits = rows["method"].str.extract(r"b=(\d+)")[0]
+        for b, group in rows.groupby(bits, sort=False):
+            color, marker = _FAMILY_STYLE[family]
+            group = group.sort_values("candidates_mean")
+            ax.plot(group["candidates_mean"], group[f"recall@{k}_mean"], "-" if family == "learned-hash" else "--",
+                    marker=marker, color=color, alpha=0.5 + 0.5 * (int(b) == int(bits.max())), label=f"{label} {b} bits")
+    exact = summary[summary["family"] == "exact"].iloc[0]
+    ax.scatter([exact["candidates_mean"]], [exact[f"recall@{k}_mean"]], marker="*", s=120, color="black", label="exact", zorder=3)
+    ax.set_xlabel("candidates per query (one point per probe radius; a fallback to exact search counts the whole gallery)")
+    ax.set_ylabel(f"task recall@{k}")
+    ax.set_title("Learned versus random hyperplanes at equal bits")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     return path

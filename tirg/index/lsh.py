@@ -147,6 +147,15 @@ class LSHIndex:
         gallery = as_features("gallery", gallery)
         rng = np.random.default_rng(config.seed)
         planes = rng.standard_normal((config.n_tables, config.n_bits, gallery.shape[1]), dtype=np.float32)
+        return cls.from_planes(gallery, planes, config)
+
+    @classmethod
+    def from_planes(cls, gallery: np.ndarray, planes: np.ndarray, config: LSHConfig) -> LSHIndex:
+        """An index over given hyperplanes float32 [n_tables, n_bits, d], e.g. learned ones; config.seed is unused."""
+        gallery = as_features("gallery", gallery)
+        planes = np.ascontiguousarray(planes, dtype=np.float32)
+        if planes.shape != (config.n_tables, config.n_bits, gallery.shape[1]):
+            raise ValueError(f"planes {planes.shape} must be [n_tables={config.n_tables}, n_bits={config.n_bits}, d={gallery.shape[1]}]")
         keys = _hash(gallery, planes)
         id_dtype = np.int32 if len(gallery) < 2**31 else np.int64
         tables = [_build_table(keys[:, t], id_dtype) for t in range(config.n_tables)]
