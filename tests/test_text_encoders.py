@@ -64,6 +64,10 @@ def test_packaged_minilm_encodes_offline_once_per_distinct_string(minilm, monkey
     torch.testing.assert_close(features[:1], direct, atol=1e-5, rtol=1e-4)
     near, far = minilm(["add a red block", "the stock market fell sharply"])
     assert features[0] @ near > features[0] @ far + 0.2
+    # A string first met in evaluation (inference mode) can still feed a training step later.
+    with torch.inference_mode():
+        minilm(["only in the test split"])
+    assert not minilm(["only in the test split"]).is_inference()
 
 
 @needs_text_extra

@@ -148,9 +148,12 @@ class SentenceEncoder(nn.Module):
         device = self._device_anchor.device
         if model.device != device:
             model.to(device)
-        # numpy output: tensors made under the encoder's inference mode could not enter autograd later.
         encoded = model.encode(missing, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
-        for text, row in zip(missing, torch.from_numpy(np.asarray(encoded, dtype=np.float32))):
+        # Cached rows must be ordinary tensors even when first met during evaluation (inference
+        # mode): an inference tensor could not enter a training step later.
+        with torch.inference_mode(False):
+            rows = torch.from_numpy(np.asarray(encoded, dtype=np.float32)).clone()
+        for text, row in zip(missing, rows):
             self._embeddings[text] = row
         logger.debug("text encoder %s: encoded %d new strings (%d cached)", self.name, len(missing), len(self._embeddings))
         if self.cache_file is not None:
