@@ -1,4 +1,4 @@
-"""Self-describing checkpoints: model and optimizer state, iteration, config, vocabulary.
+"""Self-describing checkpoints: model and optimizer state, iteration, config, vocabulary, text encoder.
 
 They load with `torch.load(weights_only=True)` and are written atomically (temporary file in
 the same folder, then rename), so a crash mid-write leaves the previous checkpoint intact.
@@ -13,7 +13,7 @@ import torch
 
 from tirg.errors import CheckpointError
 from tirg.fileio import atomic_write
-from tirg.models import ComposeModel, build_model
+from tirg.models import ComposeModel, build_model, canonical_model_name
 from tirg.text import Vocabulary
 
 FORMAT = "tirg-checkpoint"
@@ -42,6 +42,9 @@ def make_checkpoint(
         "optimizer": None if optimizer is None else optimizer.state_dict(),
         "config": config,
         "vocabulary": list(model.vocabulary.tokens),
+        # What rebuilds the text side: 'lstm', 'minilm' or a model folder, and the feature size it gives.
+        "text_encoder": model.text_encoder_name,
+        "text_embed_dim": model.text_embed_dim,
         "metrics": metrics or {},
         "torch_rng_state": torch.get_rng_state(),
     }
@@ -65,7 +68,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def check_compatible(checkpoint: dict[str, Any], path: str | Path, model_name: str, vocabulary: Vocabulary) -> None:
     """Refuse a checkpoint whose model type or vocabulary differs from the ones asked for."""
-    if checkpoint["model_name"] != model_name:
+    if canonical_model_name(checkpoint["model_name"]) != canonical_model_name(model_name):
         raise CheckpointError(f"{path} holds a {checkpoint['model_name']!r} model, but {model_name!r} was asked for (--model)")
     saved = checkpoint["vocabulary"]
     if saved != vocabulary.tokens:
@@ -76,11 +79,36 @@ def check_compatible(checkpoint: dict[str, Any], path: str | Path, model_name: s
         )
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ComposeModel, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes, with its weights; returns (model in eval mode, checkpoint)."""
+def check_text_encoder(checkpoint: dict[str, Any], path: str | Path, model: ComposeModel) -> None:
+    """Refuse weights trained on text features of another size than `model`'s text encoder gives.
+
+    Checkpoints from before text encoders were recorded hold the LSTM, whose size is `embed_dim`.
+    """
+    saved_name = checkpoint.get("text_encoder", "lstm")
+    saved_dim = int(checkpoint.get("text_embed_dim", checkpoint["config"].get("embed_dim", model.text_embed_dim)))
+    if saved_dim != model.text_embed_dim:
+        raise CheckpointError(
+            f"{path} was trained with {saved_dim}-d text features (text encoder {saved_name!r}), but the text encoder"
+            f" {model.text_encoder_name!r} gives {model.text_embed_dim}-d features (--text_encoder)"
+        )
+
+
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", text_encoder: str | None = None
+) -> tuple[ComposeModel, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, with its weights; returns (model in eval mode, checkpoint).
+
+    `text_encoder` overrides the recorded one (e.g. the same pretrained model in another folder).
+    """
     checkpoint = load_checkpoint(path)
     config = checkpoint["config"]
-    model = build_model(checkpoint["model_name"], Vocabulary(checkpoint["vocabulary"]), int(config["embed_dim"]))
+    model = build_model(
+        checkpoint["model_name"], Vocabulary(checkpoint["vocabulary"]), int(config["embed_dim"]),
+        text_encoder=text_encoder or checkpoint.get("text_encoder", "lstm"),
+        backbone=config.get("backbone", "resnet18"), image_size=config.get("image_size"),
+        text_cache_dir=config.get("text_embedding_cache"),
+    )  # fmt: skip
+    check_text_encoder(checkpoint, path, model)
     try:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:

@@ -18,15 +18,6 @@ from tirg.train import TrainConfig
 logger = logging.getLogger("tirg")
 
 
-def _boolean(text: str) -> bool:
-    """`--flag True` / `--flag false`, as the originals' flags were written (argparse's bool() takes "False" as true)."""
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
-
-
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     for field in fields(TrainConfig):
@@ -37,12 +28,26 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         if field.name == "backbone_lr_factor":
             kind = float
         if isinstance(default, bool):
-            kind = _boolean
+            kind = parse_bool
         names = [f"--{field.name}"]
         if "_" in field.name:
             names.append(f"--{field.name.replace('_', '-')}")
         parser.add_argument(*names, dest=field.name, type=kind, default=default, help=f"default: {default}")
     parser.add_argument("--resume", help="checkpoint or run folder to continue exactly where it stopped")
+    parser.add_argument(
+        "--use_bert", "--use-bert", dest="use_bert", type=parse_bool, default=False,
+        help="ComposeAE's flag: pretrained sentence features, here all-MiniLM-L6-v2 (same as --text_encoder minilm)",
+    )  # fmt: skip
+
+
+def parse_bool(value: str) -> bool:
+    """True/False as ComposeAE's commands spell them (its argparse read any non-empty string, "False" too, as True)."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
 
 
 def _add_checkpoint_commands(commands: argparse._SubParsersAction) -> None:
@@ -152,6 +157,8 @@ def _run_train(args: argparse.Namespace) -> int:
         config = TrainConfig.from_dict({**saved, "num_iters": args.num_iters})
         run_dir = resume_file.parent
     else:
+        if args.use_bert and values["text_encoder"] == "lstm":
+            values["text_encoder"] = "minilm"
         config = TrainConfig(**values)
         run_dir = new_run_dir(config)
     seed_everything(config.seed)
@@ -166,11 +173,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     from tirg.data import image_transform, load_dataset
     from tirg.evaluate import evaluate
     from tirg.runtime import resolve_device
+    from tirg.train import with_query_texts
 
     device = resolve_device(args.device)
     model, checkpoint = load_model(args.checkpoint, device)
     config = TrainConfig.from_dict(checkpoint["config"])
-    dataset = load_dataset(config.dataset, args.dataset_path or config.dataset_path, args.split, **config.dataset_options())
+    dataset = with_query_texts(config, load_dataset(config.dataset, args.dataset_path or config.dataset_path, args.split, **config.dataset_options()))
     metrics = evaluate(model, dataset, image_transform(config.resolved_image_size()), batch_size=args.batch_size, device=device, progress=True)
     print(json.dumps({"checkpoint": args.checkpoint, "iteration": checkpoint["iteration"], **metrics}, indent=2))
     return 0

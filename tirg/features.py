@@ -30,7 +30,7 @@ from tirg.data import IMAGENET_MEAN, IMAGENET_STD, image_transform, load_dataset
 from tirg.errors import CacheError
 from tirg.evaluate import compute_image_features, l2_normalize, query_features_for
 from tirg.fileio import atomic_directory
-from tirg.train import TrainConfig
+from tirg.train import TrainConfig, with_query_texts
 
 FORMAT = "tirg-feature-cache"
 VERSION = 1
@@ -87,7 +87,7 @@ def compute_and_save(
     model, state = load_model(checkpoint, device)
     config = TrainConfig.from_dict(state["config"])
     dataset_path = dataset_path or config.dataset_path
-    dataset = load_dataset(config.dataset, dataset_path, split, **config.dataset_options())
+    dataset = with_query_texts(config, load_dataset(config.dataset, dataset_path, split, **config.dataset_options()))
     if not dataset.queries:
         raise CacheError(f"{config.dataset} {split} at {dataset_path} has no queries to cache")
     image_size = config.resolved_image_size()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 LOSSES = ("soft_triplet", "batch_based_classification")
+
+# Names of the loss terms a model returns, and ComposeAE's weights for them (its main.py: 1, 0.1, 0.1, 0.01).
+BASE_LOSS = "base"
+DEFAULT_LOSS_WEIGHTS = {BASE_LOSS: 1.0, "image_reconstruction": 0.1, "text_reconstruction": 0.1, "rotational_symmetry": 0.01}
 
 
 class NormalizationLayer(nn.Module):
@@ -61,3 +67,11 @@ def compute_loss(
     if name == "batch_based_classification":
         return batch_based_classification_loss(composed, targets)
     raise ValueError(f"unknown loss {name!r} (--loss); choose from {LOSSES}")
+
+
+def weighted_loss(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
+    """sum of weights[name] * term; a term without a weight is an error, not silently dropped."""
+    unweighted = sorted(set(terms) - set(weights))
+    if unweighted:
+        raise ValueError(f"no weight for loss terms {unweighted}; weights are given for {sorted(weights)}")
+    return sum(weights[name] * value for name, value in terms.items())

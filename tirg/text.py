@@ -56,6 +56,8 @@ class Vocabulary:
 class TextLSTMEncoder(nn.Module):
     """Embedding -> one-layer LSTM -> output at the last real token -> Dropout -> Linear."""
 
+    name = "lstm"
+
     def __init__(
         self,
         vocabulary: Vocabulary,
@@ -66,6 +68,7 @@ class TextLSTMEncoder(nn.Module):
     ):
         super().__init__()
         self.vocabulary = vocabulary
+        self.out_dim = out_dim
         self.embedding = nn.Embedding(len(vocabulary), word_embed_dim)
         self.lstm = nn.LSTM(word_embed_dim, lstm_hidden_dim, batch_first=True)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(lstm_hidden_dim, out_dim))

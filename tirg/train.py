@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from tirg.checkpoint import atomic_torch_save, check_compatible, load_checkpoint, make_checkpoint
+from tirg.checkpoint import atomic_torch_save, check_compatible, check_text_encoder, load_checkpoint, make_checkpoint
 from tirg.data import (
     IterationKeyedBatches,
     PairView,
@@ -26,7 +26,9 @@ from tirg.data import (
     image_transform,
     load_dataset,
 )
+from tirg.data.complete_text import complete_text_queries
 from tirg.evaluate import evaluate
+from tirg.losses import BASE_LOSS, weighted_loss
 from tirg.models import ComposeModel, build_model
 from tirg.runtime import resolve_device, seeded_generator
 from tirg.text import Vocabulary
@@ -73,6 +75,15 @@ class TrainConfig:
     query_template: str = "replace {} with {}"  # Fashion200k; the pants project: "change {} to {}"
     caption_join: str = ""  # FashionIQ: "and_it", "plain", or "" for ComposeAE's choice
     skip_missing_images: bool = False  # FashionIQ: skip and count entries whose image is absent
+    # Text side and ComposeAE's losses. text_encoder: 'lstm', 'minilm' (all-MiniLM-L6-v2 from the
+    # `text` extra; what --use_bert selects) or a local sentence-transformers folder.
+    text_encoder: str = "lstm"
+    text_embedding_cache: str | None = None  # folder keeping a pretrained encoder's embeddings on disk
+    use_complete_text_query: bool = False  # the text is the target image's full caption
+    backbone: str = "resnet18"  # or 'vit_b_16'
+    image_reconstruction_weight: float = 0.1
+    text_reconstruction_weight: float = 0.1
+    rotational_symmetry_weight: float = 0.01
 
     def dataset_options(self) -> dict[str, Any]:
         """The loader options these settings give `load_dataset` for `dataset`."""
@@ -94,6 +105,15 @@ class TrainConfig:
 
     def resolved_pairs_per_source(self) -> int:
         return self.pairs_per_source if self.pairs_per_source is not None else default_pairs_per_source(self.dataset)
+
+    def loss_weights(self) -> dict[str, float]:
+        """Weights of the loss terms models return; terms a model lacks are not used."""
+        return {
+            BASE_LOSS: 1.0,
+            "image_reconstruction": self.image_reconstruction_weight,
+            "text_reconstruction": self.text_reconstruction_weight,
+            "rotational_symmetry": self.rotational_symmetry_weight,
+        }
 
     def resolved_backbone_lr_factor(self) -> float:
         if self.backbone_lr_factor is not None:
@@ -146,6 +166,11 @@ def checkpoint_file(path: str | Path) -> Path:
     return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
+def with_query_texts(config: TrainConfig, dataset: RetrievalDataset) -> RetrievalDataset:
+    """`dataset` with the texts the run uses: complete target captions under --use_complete_text_query."""
+    return complete_text_queries(dataset) if config.use_complete_text_query else dataset
+
+
 def new_run_dir(config: TrainConfig) -> Path:
     return Path(config.log_dir) / (datetime.now().strftime("%Y%m%d-%H%M%S") + config.comment)
 
@@ -177,12 +202,18 @@ def train(
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
 
-    trainset = trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options())
+    trainset = with_query_texts(config, trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options()))
+    testset = None if testset is None else with_query_texts(config, testset)
     transform = image_transform(config.resolved_image_size())
-    vocabulary, initial_weights = _initial_vocabulary_and_weights(config, state, trainset)
-    model = build_model(config.model, vocabulary, config.embed_dim, config.backbone_weights).to(device)
-    if initial_weights is not None:
-        model.load_state_dict(initial_weights)
+    vocabulary, initial = _initial_vocabulary_and_weights(config, state, trainset)
+    model = build_model(
+        config.model, vocabulary, config.embed_dim, config.backbone_weights, text_encoder=config.text_encoder,
+        backbone=config.backbone, image_size=config.resolved_image_size(), text_cache_dir=config.text_embedding_cache,
+    ).to(device)  # fmt: skip
+    if initial is not None:
+        check_text_encoder(initial, resume_file if resume is not None else config.pretrained_model, model)
+        model.load_state_dict(initial["model"])
+    model.prepare_texts(trainset.texts())
     optimizer = make_optimizer(model, config)
     metrics: dict[str, float] = {}
     if state is not None:
@@ -208,7 +239,8 @@ def train(
 
     def run_evaluation(iteration: int) -> None:
         nonlocal metrics, testset
-        testset = testset or load_dataset(config.dataset, config.dataset_path, "test", **config.dataset_options())
+        if testset is None:
+            testset = with_query_texts(config, load_dataset(config.dataset, config.dataset_path, "test", **config.dataset_options()))
         metrics = evaluate(model, testset, transform, device=device, num_workers=config.loader_num_workers)
         model.train()
         logger.info("iteration %d: %s", iteration, metrics)
@@ -224,14 +256,17 @@ def train(
     iteration = start_iteration
     batches = iter(loader)
     running_loss, running_count, started = 0.0, 0, time.perf_counter()
+    running_terms: dict[str, float] = {}
+    loss_weights = config.loss_weights()
     bar = tqdm(total=config.num_iters, initial=start_iteration, desc=config.model, disable=not progress)
     while iteration < config.num_iters:
         source_images, texts, target_images = next(batches)
         set_learning_rate(optimizer, config, iteration)
-        loss = model.compute_loss(
+        terms = model.compute_loss_terms(
             source_images.to(device), list(texts), target_images.to(device), config.loss,
             seeded_generator(config.seed, iteration),
         )  # fmt: skip
+        loss = weighted_loss(terms, loss_weights)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at iteration {iteration}; lower --learning_rate")
         optimizer.zero_grad(set_to_none=True)
@@ -239,15 +274,22 @@ def train(
         optimizer.step()
         iteration += 1
         running_loss, running_count = running_loss + loss.item(), running_count + 1
+        for name, value in terms.items():
+            running_terms[name] = running_terms.get(name, 0.0) + value.item()
         bar.update(1)
         if iteration % config.log_every == 0 or iteration == config.num_iters:
             mean_loss = running_loss / running_count
             bar.set_postfix(loss=f"{mean_loss:.4f}")
             if writer is not None:
-                writer.add_scalar(f"train/{config.loss}", mean_loss, iteration)
+                # Each term unweighted under its own name (the base one as the loss's name), and their weighted sum.
+                for name, total in running_terms.items():
+                    writer.add_scalar(f"train/{config.loss if name == BASE_LOSS else name}", total / running_count, iteration)
+                if len(running_terms) > 1:
+                    writer.add_scalar("train/total_loss", mean_loss, iteration)
                 writer.add_scalar("train/learning_rate", optimizer.param_groups[0]["lr"], iteration)
                 writer.add_scalar("train/iterations_per_second", running_count / (time.perf_counter() - started), iteration)
             running_loss, running_count, started = 0.0, 0, time.perf_counter()
+            running_terms = {}
         if config.eval_every and iteration % config.eval_every == 0 and iteration < config.num_iters:
             run_evaluation(iteration)
         if iteration % config.checkpoint_every == 0 and iteration < config.num_iters:
@@ -261,15 +303,16 @@ def train(
 
 def _initial_vocabulary_and_weights(
     config: TrainConfig, state: dict[str, Any] | None, trainset: RetrievalDataset
-) -> tuple[Vocabulary, dict[str, torch.Tensor] | None]:
-    """The resumed or pretrained checkpoint's vocabulary (so word ids keep their meaning), else a new one."""
+) -> tuple[Vocabulary, dict[str, Any] | None]:
+    """The resumed or pretrained checkpoint's vocabulary (so word ids keep their meaning) and the
+    checkpoint itself, whose weights the model starts from; else a new vocabulary and None."""
     if state is not None:
-        return Vocabulary(state["vocabulary"]), state["model"]
+        return Vocabulary(state["vocabulary"]), state
     if config.pretrained_model:
         pretrained = load_checkpoint(config.pretrained_model)
         if pretrained["model_name"] != config.model:
             raise ValueError(
                 f"--pretrained_model {config.pretrained_model} holds a {pretrained['model_name']!r} model, not {config.model!r}"
             )
-        return Vocabulary(pretrained["vocabulary"]), pretrained["model"]
+        return Vocabulary(pretrained["vocabulary"]), pretrained
     return Vocabulary.build(trainset.texts()), None

@@ -42,12 +42,14 @@ class TIRGLastConv(ComposeModel):
 
     composes_pooled_features = False
 
-    def __init__(self, vocabulary: Vocabulary, embed_dim: int = 512, backbone_weights: str | Path | None = None):
-        super().__init__(vocabulary, embed_dim, backbone_weights)
+    def __init__(self, vocabulary: Vocabulary, embed_dim: int = 512, backbone_weights: str | Path | None = None, **options):
+        if options.get("backbone", "resnet18") != "resnet18":
+            raise ValueError(f"tirg_lastconv composes on a ResNet's last conv map; --backbone {options['backbone']!r} has none")
+        super().__init__(vocabulary, embed_dim, backbone_weights, **options)
         channels = self.img_model.fc.in_features
         self.a = nn.Parameter(torch.tensor([1.0, 10.0, 1.0, 1.0]))
-        self.mod2d = _conv_branch(channels + embed_dim, channels)
-        self.mod2d_gate = _conv_branch(channels + embed_dim, channels)
+        self.mod2d = _conv_branch(channels + self.text_embed_dim, channels)
+        self.mod2d_gate = _conv_branch(channels + self.text_embed_dim, channels)
 
     def modify_feature_map(self, feature_map: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
         both = torch.cat([feature_map, tile_text(text_features, *feature_map.shape[-2:])], dim=1)
