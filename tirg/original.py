@@ -293,7 +293,7 @@ def import_checkpoint(
         source = f"the {len(texts)} texts given"
     vocabulary = original_vocabulary(texts, vocabulary_order)
     check_vocabulary(original, vocabulary, vocabulary_order, source)
-    model.text_model.vocabulary = vocabulary
+    model.vocabulary = vocabulary
     values = {**original.options, **(dataset_options or {})}
     values.update(dataset=dataset, dataset_path=str(dataset_path), model=original.model_name, embed_dim=model.embed_dim)
     config = TrainConfig.from_dict(values)

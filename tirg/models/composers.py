@@ -10,7 +10,7 @@ from torch import nn
 
 from tirg.losses import BASE_LOSS, DEFAULT_LOSS_WEIGHTS, NormalizationLayer, compute_loss, weighted_loss
 from tirg.models.image import build_image_encoder
-from tirg.text import Vocabulary
+from tirg.text import TextLSTMEncoder, Vocabulary
 from tirg.text_encoders import LSTM, SentenceEncoder, build_text_encoder
 
 
@@ -48,6 +48,15 @@ class ComposeModel(nn.Module):
     @property
     def vocabulary(self) -> Vocabulary:
         return self._vocabulary
+
+    @vocabulary.setter
+    def vocabulary(self, vocabulary: Vocabulary) -> None:
+        """Swap in another vocabulary of the same size (the importer's rebuilt word order)."""
+        if len(vocabulary) != len(self._vocabulary):
+            raise ValueError(f"a vocabulary of {len(vocabulary)} tokens cannot replace one of {len(self._vocabulary)}")
+        self._vocabulary = vocabulary
+        if isinstance(self.text_model, TextLSTMEncoder):
+            self.text_model.vocabulary = vocabulary
 
     @property
     def text_encoder_name(self) -> str:
