@@ -94,3 +94,13 @@ def test_cli_reports_bad_input_naming_the_argument(tmp_path, capsys):
     assert "none.pth" in capsys.readouterr().err
     assert main(["train", "--dataset", "imagenet", "--log_dir", str(tmp_path)]) == 2
     assert "--dataset" in capsys.readouterr().err
+
+
+def test_zero_intervals_mean_only_at_the_end(tiny_css, tmp_path):
+    saved = []
+    result = train(
+        tiny_config(tiny_css, num_iters=3, checkpoint_every=0, log_every=0, eval_every=0),
+        run_dir=tmp_path / "run",
+        on_evaluate=lambda iteration, metrics: saved.append(iteration),
+    )
+    assert saved == [3] and load_checkpoint(result.checkpoint)["iteration"] == 3

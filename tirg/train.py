@@ -64,8 +64,8 @@ class TrainConfig:
     log_dir: str = "runs"
     loader_num_workers: int = 0
     eval_every: int = 0  # iterations between test evaluations; 0: only at the end
-    checkpoint_every: int = 500
-    log_every: int = 20
+    checkpoint_every: int = 500  # iterations between checkpoints; 0: only at the end
+    log_every: int = 20  # iterations between logged losses; 0: only at the end
     seed: int = 0
     device: str = "auto"
     pretrained_model: str | None = None  # start from another run's weights (and vocabulary)
@@ -277,7 +277,7 @@ def train(
         for name, value in terms.items():
             running_terms[name] = running_terms.get(name, 0.0) + value.item()
         bar.update(1)
-        if iteration % config.log_every == 0 or iteration == config.num_iters:
+        if (config.log_every and iteration % config.log_every == 0) or iteration == config.num_iters:
             mean_loss = running_loss / running_count
             bar.set_postfix(loss=f"{mean_loss:.4f}")
             if writer is not None:
@@ -292,7 +292,7 @@ def train(
             running_terms = {}
         if config.eval_every and iteration % config.eval_every == 0 and iteration < config.num_iters:
             run_evaluation(iteration)
-        if iteration % config.checkpoint_every == 0 and iteration < config.num_iters:
+        if config.checkpoint_every and iteration % config.checkpoint_every == 0 and iteration < config.num_iters:
             save(iteration)
     bar.close()
     if start_iteration < config.num_iters or not metrics:
