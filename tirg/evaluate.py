@@ -15,6 +15,16 @@ from tirg.metrics import DEFAULT_KS, encode_captions, recall_at_ks
 from tirg.models import ComposeModel
 
 
+def _image_loader(
+    dataset: RetrievalDataset, transform: ImageTransform, indices: Sequence[int] | None, batch_size: int, num_workers: int
+) -> torch.utils.data.DataLoader:
+    """Transformed images `indices` (default: all) of `dataset`, in order."""
+    # A private generator: drawing a loader seed from the global one would shift dropout after a resume.
+    return torch.utils.data.DataLoader(
+        ImageView(dataset, transform, indices), batch_size=batch_size, num_workers=num_workers, generator=torch.Generator()
+    )
+
+
 @torch.inference_mode()
 def compute_image_features(
     model: ComposeModel,
@@ -27,10 +37,7 @@ def compute_image_features(
 ) -> np.ndarray:
     """float32 [N, d] image features of every image in `dataset`, unnormalised."""
     model.eval()
-    # A private generator: drawing a loader seed from the global one would shift dropout after a resume.
-    loader = torch.utils.data.DataLoader(
-        ImageView(dataset, transform), batch_size=batch_size, num_workers=num_workers, generator=torch.Generator()
-    )
+    loader = _image_loader(dataset, transform, None, batch_size, num_workers)
     chunks = [model.extract_img_feature(images.to(device)).cpu() for images in tqdm(loader, "images", disable=not progress)]
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)
 
@@ -73,10 +80,7 @@ def compose_queries_from_images(
     more than the pooled feature (tirg_lastconv works on the spatial map), as TIRG's test did."""
     model.eval()
     queries = dataset.queries
-    loader = torch.utils.data.DataLoader(
-        ImageView(dataset, transform, [query.source for query in queries]),
-        batch_size=batch_size, num_workers=num_workers, generator=torch.Generator(),
-    )  # fmt: skip
+    loader = _image_loader(dataset, transform, [query.source for query in queries], batch_size, num_workers)
     chunks, start = [], 0
     for images in tqdm(loader, "queries", disable=not progress):
         texts = [query.text for query in queries[start : start + len(images)]]
