@@ -39,3 +39,27 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data is not beside this clone (set TIRG_SHARED_DATA to its path)")
     return path
+
+
+@pytest.fixture(scope="session")
+def fashion200k_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Fashion200k fixture tree with images (tests/fixture_trees.py), shared by tests that only read it."""
+    from fixture_trees import write_fashion200k
+
+    return write_fashion200k(tmp_path_factory.mktemp("f200k") / "Fashion200k")
+
+
+@pytest.fixture(scope="session")
+def mitstates_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MIT-States fixture tree with images, shared by tests that only read it."""
+    from fixture_trees import write_mitstates
+
+    return write_mitstates(tmp_path_factory.mktemp("mit") / "mitstates")
+
+
+@pytest.fixture(scope="session")
+def fashioniq_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A FashionIQ fixture tree with images (three categories, one image listed twice), shared by readers."""
+    from fixture_trees import write_tiny_fiq
+
+    return write_tiny_fiq(tmp_path_factory.mktemp("fiq") / "fashionIQ")

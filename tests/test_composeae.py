@@ -243,7 +243,7 @@ def test_complete_text_queries_cover_pairs_drawn_on_the_fly(tmp_path):
     import pickle
 
     import numpy as np
-    from test_fashion200k import write_fashion200k
+    from fixture_trees import write_fashion200k
 
     dataset = load_dataset("fashion200k", write_fashion200k(tmp_path / "f200k", images=False), "train")
     completed = pickle.loads(pickle.dumps(complete_text_queries(dataset)))  # as a loader worker receives it

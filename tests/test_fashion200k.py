@@ -13,63 +13,7 @@ from tirg.data import Fashion200kDataset, PairView, image_transform, load_datase
 from tirg.data.fashion200k import different_words, mine_parents, parent_caption
 from tirg.errors import DataError
 
-# (category, split) -> (relative image path, raw caption) as in labels/<cat>_<split>_detect_all.txt.
-LABELS = {
-    ("dress", "train"): [
-        ("women/dresses/day_dresses/1/1_0.jpeg", "black mini dress"),
-        ("women/dresses/day_dresses/1/1_1.jpeg", "black mini dress"),
-        ("women/dresses/day_dresses/2/2_0.jpeg", "blue mini dress"),
-        ("women/dresses/day_dresses/3/3_0.jpeg", "black maxi dress"),
-        ("women/dresses/day_dresses/4/4_0.jpeg", "white dress."),
-        ("women/dresses/day_dresses/5/5_0.jpeg", "pink dress. "),
-        ("women/dresses/gowns/6/6_0.jpeg", "long gown"),
-    ],
-    ("top", "train"): [
-        ("women/tops/tees/7/7_0.jpeg", "red shredded top"),
-        ("women/tops/tees/8/8_0.jpeg", "green shredded top"),
-        ("women/tops/tees/9/9_0.jpeg", "black & white top"),
-    ],
-    ("skirt", "train"): [
-        ("women/skirts/mini/10/10_0.jpeg", "black and black skirt"),
-        ("women/skirts/mini/11/11_0.jpeg", "white and white skirt"),
-    ],
-    ("pants", "train"): [
-        ("women/pants/skinny/12/12_0.jpeg", "green park skinny pants"),
-        ("women/pants/skinny/13/13_0.jpeg", "blue park skinny pants"),
-    ],
-    ("skirt", "test"): [
-        ("women/skirts/long/20/20_0.jpeg", "red long skirt"),
-        ("women/skirts/short/21/21_0.jpeg", "blue short skirt*"),
-    ],
-    ("jacket", "test"): [
-        ("women/jackets/coats/22/22_0.jpeg", "navy wool coat"),
-        ("women/jackets/coats/23/23_0.jpeg", "wool navy coat"),
-    ],
-    ("pants", "test"): [
-        ("women/pants/skinny/24/24_0.jpeg", "green park skinny pants"),
-        ("women/pants/skinny/25/25_0.jpeg", "blue park skinny pants"),
-    ],
-}
-TEST_QUERIES = [
-    ("women/skirts/long/20/20_0.jpeg", "women/skirts/short/21/21_0.jpeg"),
-    ("women/jackets/coats/22/22_0.jpeg", "women/jackets/coats/23/23_0.jpeg"),
-    ("women/pants/skinny/24/24_0.jpeg", "women/pants/skinny/25/25_0.jpeg"),
-]
-
-
-def write_fashion200k(root: Path, labels=LABELS, queries=TEST_QUERIES, images: bool = True) -> Path:
-    (root / "labels").mkdir(parents=True)
-    rng = np.random.default_rng(0)  # distinct images: identical ones make degenerate batches
-    for (category, split), lines in labels.items():
-        text = "".join(f"{path}\t{0.5 + i / 100:.6f}\t{caption}\n" for i, (path, caption) in enumerate(lines))
-        (root / "labels" / f"{category}_{split}_detect_all.txt").write_text(text)
-        for i, (path, _) in enumerate(lines):
-            if images:
-                (root / path).parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / path, format="JPEG")
-    (root / "test_queries.txt").write_text("".join(f"{s} {t}\n" for s, t in queries))
-    return root
-
+from fixture_trees import LABELS, write_fashion200k
 
 @pytest.fixture(scope="module")
 def f200k(tmp_path_factory) -> Path:

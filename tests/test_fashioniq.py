@@ -12,6 +12,8 @@ from tirg.cli import main
 from tirg.data import FashionIQDataset, load_dataset
 from tirg.errors import DataError
 
+from fixture_trees import write_tiny_fiq
+
 # Counts from ../shared/data/fashioniq/README.md: queries and gallery per category and split.
 QUERIES = {
     "train": {"dress": 5985, "shirt": 5988, "toptee": 6027},
@@ -72,29 +74,6 @@ def test_text_construction_on_real_captions(real_fiq, tmp_path):
     assert query.text == "dress is more black and elegant and it is solid black and has shorter sleeves"
     plain = FashionIQDataset(root, "val", categories=["dress"], skip_missing_images=True)
     assert plain.join == "plain" and plain.queries[0].text == "is more black and elegant is solid black and has shorter sleeves"
-
-
-def write_tiny_fiq(root: Path) -> Path:
-    """dress [D1 D2 D3 X], shirt [S1 S2 X], toptee [T1 T2]: X is listed under two categories."""
-    splits = {"dress": ["D1", "D2", "D3", "X"], "shirt": ["S1", "S2", "X"], "toptee": ["T1", "T2"]}
-    captions = {
-        "dress": [("D1", "D2", ["Is Red", "has sleeves"]), ("D2", "D3", ["is longer", "is blue"])],
-        "shirt": [("S1", "X", ["is plaid", "has buttons"])],
-        "toptee": [("T1", "T2", ["is green", "is tighter"])],
-    }
-    for folder in ("captions", "image_splits", "images"):
-        (root / folder).mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for category, asins in splits.items():
-        for split in ("train", "val", "test"):
-            (root / "image_splits" / f"split.{category}.{split}.json").write_text(json.dumps(asins))
-            entries = [{"candidate": c, "target": t, "captions": caps} for c, t, caps in captions[category]]
-            if split == "test":
-                entries = [{"candidate": e["candidate"], "captions": e["captions"]} for e in entries]
-            (root / "captions" / f"cap.{category}.{split}.json").write_text(json.dumps(entries, indent=1))
-        for asin in asins:
-            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / "images" / f"{asin}.png")
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,7 @@ from tirg.cli import main
 from tirg.data import MITStatesDataset, PairView, SourceGroupedBatchSampler, default_pairs_per_source, image_transform, load_dataset
 from tirg.errors import DataError
 
-# Folder -> number of images. apple and car are training nouns, glass and sand test nouns.
-FOLDERS = {
-    "ripe apple": 2, "rotten apple": 1, "sliced apple": 1, "new car": 2, "old car": 1,
-    "broken glass": 2, "clear glass": 1, "dry sand": 1, "fine sand": 1, "wet sand": 1,
-    "adj apple": 1,  # the data set's unlabelled images: skipped
-    "apple": 1,  # no space: skipped
-}  # fmt: skip
-
-
-def write_mitstates(root: Path, folders=FOLDERS) -> Path:
-    rng = np.random.default_rng(0)  # distinct images: identical ones make degenerate batches
-    for folder, count in folders.items():
-        (root / "images" / folder).mkdir(parents=True)
-        for i in range(count):
-            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / "images" / folder / f"img_{i}.jpg", format="JPEG")
-    (root / "images" / "ripe apple" / "notes.txt").write_text("not an image")
-    return root
-
+from fixture_trees import write_mitstates
 
 @pytest.fixture(scope="module")
 def mit(tmp_path_factory) -> Path:

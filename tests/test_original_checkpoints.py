@@ -403,7 +403,7 @@ def test_cli_reports_refusals_and_keeps_an_existing_destination(tiny_css, css_te
 
 
 def test_fashion200k_import_rebuilds_the_vocabulary_in_label_file_listing_order(tmp_path, capsys):
-    from test_fashion200k import write_fashion200k
+    from fixture_trees import write_fashion200k
 
     root = write_fashion200k(tmp_path / "fashion200k", images=False)
     listed = load_dataset("fashion200k", root, "train", label_file_order="listdir").texts()
