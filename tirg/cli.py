@@ -84,6 +84,27 @@ def _dataset_options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
+def _add_download_parser(data: argparse._SubParsersAction) -> None:
+    from tirg.download.sources import SOURCES
+
+    fetch = data.add_parser("download", help="fetch, verify and unpack a data set or TIRG's released models, then check it")
+    fetch.add_argument("name", nargs="?", choices=sorted(SOURCES), help="what to fetch (--list shows each with its status)")
+    fetch.add_argument("--root", default="data", help="the folder that receives <root>/<name> and <root>/downloads/")
+    fetch.add_argument("--list", action="store_true", help="print every source and its status under --root")
+    fetch.add_argument("--retries", type=int, default=3, help="resumed attempts after a dropped connection")
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from tirg.download import download, list_sources
+
+    if args.list or args.name is None:
+        print("\n".join(list_sources(args.root)))
+        return 0
+    result = download(args.name, args.root, retries=args.retries, progress=True)
+    print("\n".join(result.lines))
+    return 1 if result.status == "manual steps needed" else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tirg", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -101,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--dataset", required=True, help="fashion200k, mitstates, fashionIQ, css, css_original")
     check.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", required=True)
     check.add_argument("--category_to_train", default="all", help="Fashion200k or FashionIQ categories (comma-separated)")
+    _add_download_parser(data)
 
     _add_train_flags(commands.add_parser("train", help="train a composition model (TIRG's main.py flags)"))
 
@@ -127,6 +149,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_data(args: argparse.Namespace) -> int:
+    if args.data_command == "download":
+        return _run_download(args)
     if args.data_command == "check":
         from tirg.data.check import check_dataset
 
