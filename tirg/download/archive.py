@@ -74,7 +74,7 @@ def _write(target: Path, source: IO[bytes]) -> None:
 
 def _note_skipped(skipped: list[str], name: str, strip: str) -> None:
     top = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p != "."][:1]
-    if top != [strip]:  # the stripped top folder itself is not worth a mention
+    if top and top != [strip]:  # the stripped top folder itself is not worth a mention
         skipped.append("/".join(top))
 
 
@@ -114,10 +114,11 @@ def _unpack_zip(archive: Path, dest: Path, strip: str) -> tuple[int, list[str]]:
     written, skipped = 0, []
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
-            mode = info.external_attr >> 16  # Unix mode bits, 0 when the zip was made elsewhere
-            if stat.S_ISLNK(mode):
+            # The Unix file type, when the zip records one (0 when made elsewhere, or by writers that store permissions only).
+            file_type = stat.S_IFMT(info.external_attr >> 16)
+            if file_type == stat.S_IFLNK:
                 raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a symbolic link; links are refused")
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a device, pipe or other special file; refused")
             target = member_path(archive, info.filename, dest, strip)
             if target is None:
