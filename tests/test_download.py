@@ -396,6 +396,7 @@ def test_fashion200k_manual_steps_then_layout_through_the_cli(tmp_path, capsys):
     assert f"{downloads / 'fashion200k_labels'}" in out and f"{downloads / 'women.tar.gz'}" in out
     assert f"{root / 'fashion200k'}/labels/<category>_<split>_detect_all.txt" in out
     assert not (root / "fashion200k").exists()
+    assert status(SOURCES["fashion200k"], root) == "downloaded 1 of 3 files; needs manual steps"
 
     (published / "labels").rename(downloads / "fashion200k_labels")
     (downloads / "women.tar.gz").write_bytes(tar_tree(published / "women", "w:gz", "women"))

@@ -64,7 +64,7 @@ def download(
     target = root / source.folder
     manifest = read_manifest(target)
     if manifest is not None and manifest.get("source") == source.name:
-        lines = [f"{target} is already in place ({manifest.get('status')}); nothing to do", "use it: " + source.use.format(path=target)]
+        lines = [f"{target} is already in place ({manifest.get('status')}); nothing to do", "use it: " + source.use.format(path=target, root=root)]
         return DownloadResult(source.name, PRESENT, target, lines)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise DownloadError(f"{target} exists and was not written by `tirg data download {source.name}`; it is left as it is: move it or pick another --root")
@@ -131,7 +131,7 @@ def _assemble(source: Source, downloads: Path, target: Path) -> DownloadResult:
             f"{source.title}: place the images as {target}/images/<ASIN>.jpg, "
             f"then run `tirg data check --dataset {source.check} --dataset_path {target}`"
         )
-    lines.append("use it: " + source.use.format(path=target))
+    lines.append("use it: " + source.use.format(path=target, root=target.parent))
     return DownloadResult(source.name, status, target, lines)
 
 
@@ -206,6 +206,8 @@ def status(source: Source, root: str | Path) -> str:
     fetched = [part for part in source.parts if (downloads / part.name).exists()]
     if any(partial_path(downloads / part.name).exists() for part in source.parts):
         return "partial download (resumable)"
+    if fetched and any(part.manual and part not in fetched for part in source.parts):
+        return f"downloaded {len(fetched)} of {len(source.parts)} files; needs manual steps"
     if fetched:
         return f"downloaded {len(fetched)} of {len(source.parts)} files, not laid out"
     return "not downloaded" + (" (needs manual steps)" if any(part.manual for part in source.parts) else "")

@@ -42,7 +42,7 @@ class Source:
 
     check: a `tirg data check` data set name (fashion200k, mitstates, fashioniq, css_original), a
     hashing data set name (CUB, Stanford_Dogs), or "checkpoints" (each .pth read as an original
-    TIRG checkpoint). `use` is the command that reads the result, with {path} for its folder.
+    TIRG checkpoint). `use` is the command that reads the result ({path}: its folder, {root}: --root).
     """
 
     name: str
@@ -83,13 +83,13 @@ SOURCES: dict[str, Source] = {
             "tirg-checkpoints",
             tuple(Part(f"{TIRG_BUCKET}/pretrained_models/{file}", file, dest=file) for file in TIRG_CHECKPOINTS),
             check="checkpoints",
-            use="tirg import-checkpoint {path}/checkpoint_fashion200k.pth --out runs/imported/f200k_tirg.pth --dataset_path <fashion200k folder>",
+            use="tirg import-checkpoint {path}/checkpoint_css3d.pth --dataset_path {root}/CSSDataset --out checkpoints/css3d.pth (after css-original)",
             layout=tuple(f"{file}" for file in TIRG_CHECKPOINTS),
         ),
         Source(
             "css-original",
             "TIRG's CSS data set (CSS.zip: css_toy_dataset_novel2_small.dup.npy and images/)",
-            "css_original",
+            "CSSDataset",
             (Part(f"{TIRG_BUCKET}/CSS.zip", "CSS.zip", kind="zip", strip="CSSDataset"),),
             check="css_original",
             use="tirg train --dataset css_original --dataset_path {path}",
@@ -128,7 +128,7 @@ SOURCES: dict[str, Source] = {
         Source(
             "fashioniq",
             "FashionIQ annotations (captions/, image_splits/); the images are not distributed",
-            "fashioniq",
+            "fashionIQ",
             _fashioniq_parts(),
             check="fashioniq",
             use="tirg train --dataset fashionIQ --dataset_path {path}",
