@@ -222,7 +222,7 @@ def test_fashioniq_says_the_images_are_not_distributed(server, tmp_path):
     source = server.serve("fashioniq", published_files("fashioniq", tmp_path / "published"))
     result = download("fashioniq", tmp_path / "root", {"fashioniq": source}, retries=0)
     text = "\n".join(result.lines)
-    assert "images/<ASIN>.jpg" in text and "tirg data check --dataset fashioniq" in text
+    assert f"{result.path}/images/<ASIN>.jpg" in text and f"tirg data check --dataset fashionIQ --dataset_path {result.path}" in text
     assert sorted(p.name for p in (result.path / "captions").iterdir())[0] == "cap.dress.test.json"
 
 

@@ -120,17 +120,14 @@ def _assemble(source: Source, downloads: Path, target: Path) -> DownloadResult:
                 unpack(path, part.kind, staging / part.dest, part.strip)
         ok, lines = check(source, staging)
         lines = [line.replace(str(staging), str(target)) for line in lines]
-        if not ok and source.images_distributed:
+        if not ok and not source.images_note:
             raise DownloadError(f"{source.name}: the unpacked data does not pass the check; nothing was placed at {target}:\n" + "\n".join(lines))
         status = READY if ok else ANNOTATIONS_ONLY
         files = [{"name": part.name, "url": part.url, "bytes": _size(downloads / part.name)} for part in source.parts]
         manifest = {"format": MANIFEST_FORMAT, "source": source.name, "status": status, "files": files, "check": lines}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if not ok:
-        lines.append(
-            f"{source.title}: place the images as {target}/images/<ASIN>.jpg, "
-            f"then run `tirg data check --dataset {source.check} --dataset_path {target}`"
-        )
+        lines.append(source.images_note.format(path=target))
     lines.append("use it: " + source.use.format(path=target, root=target.parent))
     return DownloadResult(source.name, status, target, lines)
 

@@ -43,6 +43,8 @@ class Source:
     check: a `tirg data check` data set name (fashion200k, mitstates, fashioniq, css_original), a
     hashing data set name (CUB, Stanford_Dogs), or "checkpoints" (each .pth read as an original
     TIRG checkpoint). `use` is the command that reads the result ({path}: its folder, {root}: --root).
+    `images_note` is set where the images are not distributed: the annotations are placed although
+    the check misses the images, and the note ({path}: the folder) says where the user's go.
     """
 
     name: str
@@ -52,7 +54,7 @@ class Source:
     check: str
     use: str
     layout: tuple[str, ...] = ()
-    images_distributed: bool = True
+    images_note: str = ""
 
 
 TIRG_BUCKET = "https://storage.googleapis.com/image_retrieval_css"
@@ -133,7 +135,11 @@ SOURCES: dict[str, Source] = {
             check="fashioniq",
             use="tirg train --dataset fashionIQ --dataset_path {path}",
             layout=("captions/cap.<category>.<split>.json", "image_splits/split.<category>.<split>.json", "images/<ASIN>.jpg (yours)"),
-            images_distributed=False,
+            images_note=(
+                "FashionIQ's images are not distributed with the annotations (the product photos are fetched from their "
+                "URLs, and many have gone): place yours as {path}/images/<ASIN>.jpg, then run "
+                "`tirg data check --dataset fashionIQ --dataset_path {path}`"
+            ),
         ),
         Source(
             "cub",
