@@ -71,6 +71,12 @@ class FileServer:
                 body = data[start:]
                 self.wfile.write(body[: owner.drop_after.pop(path, len(body))])  # the server closes the connection after each response
 
+            def refuse(self) -> None:  # recorded, so that a test can see that only GET was sent
+                owner.requests.append((self.command, urlsplit(self.path).path, None))
+                self.send_error(405)
+
+            do_HEAD = do_POST = do_PUT = do_DELETE = refuse
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -290,7 +296,7 @@ def test_a_size_the_server_contradicts_is_refused_before_writing(server, tmp_pat
 
 def test_404_names_the_url(server, tmp_path):
     source = server.serve("mitstates", {})
-    with pytest.raises(DownloadError, match=re.escape(source.parts[0].url) + ": HTTP 404 .*moved"):
+    with pytest.raises(DownloadError, match=re.escape(source.parts[0].url) + ": HTTP 404 .*moved.* can be put at .*release_dataset.zip"):
         download("mitstates", tmp_path, {"mitstates": source}, retries=2)
     assert len(server.requests) == 1  # an HTTP error is an answer, not a dropped connection: no retry
     assert list((tmp_path / DOWNLOADS).iterdir()) == []

@@ -54,8 +54,8 @@ def fetch(
             _get(url, part, size, timeout, progress)
             break
         except (OSError, http.client.HTTPException) as error:  # reset, timeout, closed mid-file
-            if isinstance(error, urllib.error.HTTPError):
-                raise _http_error(url, error) from None
+            if isinstance(error, urllib.error.HTTPError):  # an answer, not a dropped connection: no retry
+                raise _http_error(url, error, path) from None
             kept = part.stat().st_size if part.exists() else 0
             if attempt == retries:
                 resume = f"{kept:,} bytes are kept in {part} and the next run resumes from there" if kept else "nothing was received"
@@ -147,9 +147,9 @@ def _total(content_range: str | None) -> int | None:
     return int(match[1]) if match else None
 
 
-def _http_error(url: str, error: urllib.error.HTTPError) -> DownloadError:
+def _http_error(url: str, error: urllib.error.HTTPError, path: Path) -> DownloadError:
     hint = " (the file may have moved: report it to the tirg maintainers)" if error.code in (403, 404, 410) else ""
-    return DownloadError(f"{url}: HTTP {error.code} {error.reason}{hint}")
+    return DownloadError(f"{url}: HTTP {error.code} {error.reason}{hint}. A copy fetched elsewhere can be put at {path}: the next run verifies and uses it")
 
 
 def _reason(error: BaseException) -> str:
