@@ -96,13 +96,14 @@ def _add_download_parser(data: argparse._SubParsersAction) -> None:
 
 def _run_download(args: argparse.Namespace) -> int:
     from tirg.download import download, list_sources
+    from tirg.download.install import MANUAL
 
     if args.list or args.name is None:
         print("\n".join(list_sources(args.root)))
         return 0
     result = download(args.name, args.root, retries=args.retries, progress=True)
     print("\n".join(result.lines))
-    return 1 if result.status == "manual steps needed" else 0
+    return 1 if result.status == MANUAL else 0
 
 
 def _parser() -> argparse.ArgumentParser:
