@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -328,6 +329,8 @@ def train(
                     model, ItemView(pairs, split.validation), config.loss, config.loss_weights(), config.batch_size,
                     config.seed, device, config.loader_num_workers,
                 )  # fmt: skip
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"validation loss became {loss} at iteration {iteration}; lower --learning_rate")
                 improved = stopping.update(loss, iteration)
                 row.update(val_loss=loss, improved=improved)
                 logger.info("iteration %d: validation loss %.4f (best %.4f at %s)", iteration, loss, stopping.best_loss, stopping.best_iteration)
