@@ -209,19 +209,24 @@ def resume_config(resume: str | Path, num_iters: int | None = None) -> TrainConf
     checkpoint = load_checkpoint(path)
     config_path = path.parent / "config.json"
     saved = json.loads(config_path.read_text()) if config_path.is_file() else checkpoint["config"]
-    recorded = {**checkpoint["config"], "model": canonical_model_name(checkpoint["model_name"])}
-    described = {**saved, "model": canonical_model_name(str(saved.get("model")))}
+    config = TrainConfig.from_dict(saved)
+    # Through from_dict, settings a checkpoint predates (text_encoder, backbone) compare as their defaults.
+    recorded = _model_settings(TrainConfig.from_dict({**checkpoint["config"], "model": checkpoint["model_name"]}))
+    described = _model_settings(config)
     differing = [
-        f"{name}: {recorded.get(name)!r} in the checkpoint, {described.get(name)!r} in config.json"
+        f"{name}: {recorded[name]!r} in the checkpoint, {described[name]!r} in config.json"
         for name in MODEL_SETTINGS
-        if recorded.get(name) != described.get(name)
+        if recorded[name] != described[name]
     ]
     if differing:
         raise CheckpointError(f"{path} holds another model than {config_path} describes ({'; '.join(differing)}); resume the run it belongs to")
-    config = TrainConfig.from_dict(saved)
     if num_iters is not None:
         config.num_iters = num_iters
     return config
+
+
+def _model_settings(config: TrainConfig) -> dict[str, Any]:
+    return {**{name: getattr(config, name) for name in MODEL_SETTINGS}, "model": canonical_model_name(config.model)}
 
 
 def with_query_texts(config: TrainConfig, dataset: RetrievalDataset) -> RetrievalDataset:
