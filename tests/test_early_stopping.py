@@ -1,12 +1,12 @@
 """Early stopping inside train(): held-out sources, the eval-mode validation loss, patience, the best checkpoint."""
 
+import importlib
 import json
 from dataclasses import replace
 
 import pytest
 import torch
 
-import importlib
 from tirg.checkpoint import load_checkpoint
 from tirg.data import PairView, image_transform, load_dataset
 from tirg.early_stopping import EarlyStopping, ItemView, hold_out, validation_loss

@@ -277,6 +277,11 @@ def train(
     if evaluate_test:
         testset = with_query_texts(config, testset or load_dataset(config.dataset, config.dataset_path, "test", **config.dataset_options()))
     transform = image_transform(config.resolved_image_size())
+    pairs = PairView(trainset, transform, config.seed)
+    split = hold_out(pairs.sources, config.val_fraction, config.seed, f"{trainset.name} at {trainset.root}") if config.val_fraction > 0 else None
+    training = ItemView(pairs, split.training if split else range(len(pairs)))
+    if split:
+        logger.info("%d training items, %d held out for validation", len(split.training), len(split.validation))
     vocabulary, initial = _initial_vocabulary_and_weights(config, state, trainset)
     model = build_model(
         config.model, vocabulary, config.embed_dim, config.backbone_weights, text_encoder=config.text_encoder,
@@ -299,12 +304,6 @@ def train(
             stopping.load_state_dict(state["early_stopping"])
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
-    pairs = PairView(trainset, transform, config.seed)
-    validating = config.val_fraction > 0
-    split = hold_out(pairs.sources, config.val_fraction, config.seed, f"{trainset.name} at {trainset.root}") if validating else None
-    training = ItemView(pairs, split.training if split else range(len(pairs)))
-    if split:
-        logger.info("%d training items, %d held out for validation", len(split.training), len(split.validation))
     sampler = make_batch_sampler(training.sources, config, start_iteration)
     # A private generator keeps the loader from drawing on the global one (dropout's), which resume restores.
     loader = torch.utils.data.DataLoader(
