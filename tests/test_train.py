@@ -1,5 +1,6 @@
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,22 +23,50 @@ def tiny_config(dataset_path, **changes) -> TrainConfig:
     return replace(config, **changes)
 
 
+def assert_same_weights(first: Path, second: Path) -> None:
+    """Bit-identical model weights (and buffers) in two checkpoints."""
+    a, b = load_checkpoint(first)["model"], load_checkpoint(second)["model"]
+    assert a.keys() == b.keys()
+    for name, value in a.items():
+        assert torch.equal(value, b[name]), name
+
+
 def test_resume_continues_exactly(tiny_css, tmp_path):
-    config = tiny_config(tiny_css, num_iters=4)
+    # concat has dropout (the global generator) and soft_triplet draws triplets; validation runs at every iteration.
+    config = tiny_config(tiny_css, model="concat", num_iters=4, val_fraction=0.25, eval_every=1, patience=0, image_size=64)
     seed_everything(0)
-    straight = train(config, run_dir=tmp_path / "straight")
+    straight = train(config, run_dir=tmp_path / "straight", evaluate_test=False)
 
     seed_everything(0)
-    train(replace(config, num_iters=2), run_dir=tmp_path / "halves")
+    train(replace(config, num_iters=2), run_dir=tmp_path / "halves", evaluate_test=False)
     assert load_checkpoint(tmp_path / "halves" / CHECKPOINT_NAME)["iteration"] == 2
     seed_everything(123)  # resuming must not depend on the global state the new process starts with
-    resumed = train(config, resume=tmp_path / "halves")
+    resumed = train(config, resume=tmp_path / "halves", evaluate_test=False)
 
     assert resumed.iteration == straight.iteration == 4
-    first = load_checkpoint(straight.checkpoint)["model"]
-    second = load_checkpoint(resumed.checkpoint)["model"]
-    for name, value in first.items():
-        assert torch.allclose(value.float(), second[name].float(), atol=1e-6), name
+    assert_same_weights(straight.checkpoint, resumed.checkpoint)
+    assert load_checkpoint(straight.checkpoint)["early_stopping"] == load_checkpoint(resumed.checkpoint)["early_stopping"]
+    assert resumed.best_iteration == straight.best_iteration
+    assert_same_weights(straight.best_checkpoint, resumed.best_checkpoint)
+
+
+def test_evaluation_points_leave_the_training_trajectory_as_it_was(tiny_css, tmp_path):
+    """The same held-out split, validated at every iteration or only at the end: the same weights at iteration 3."""
+    config = tiny_config(tiny_css, model="concat", num_iters=3, val_fraction=0.25, patience=0, image_size=64)
+    seed_everything(0)
+    validated = train(replace(config, eval_every=1), run_dir=tmp_path / "validated", evaluate_test=False)
+    seed_everything(0)
+    at_end = train(replace(config, eval_every=0), run_dir=tmp_path / "at_end", evaluate_test=False)
+    assert validated.points["iteration"].tolist() == [1, 2, 3] and at_end.points["iteration"].tolist() == [3]
+    assert_same_weights(validated.checkpoint, at_end.checkpoint)
+    # Test evaluations in the middle of a run (no validation) leave it as it was too.
+    config = replace(config, val_fraction=0.0, num_iters=2)
+    seed_everything(0)
+    tested = train(replace(config, eval_every=1), run_dir=tmp_path / "tested")
+    seed_everything(0)
+    untested = train(replace(config, eval_every=0), run_dir=tmp_path / "untested", evaluate_test=False)
+    assert tested.points["iteration"].tolist() == [1, 2] and untested.points.empty
+    assert_same_weights(tested.checkpoint, untested.checkpoint)
 
 
 def test_three_parameter_groups_and_step_decay():
@@ -101,6 +130,74 @@ def test_zero_intervals_mean_only_at_the_end(tiny_css, tmp_path):
     result = train(
         tiny_config(tiny_css, num_iters=3, checkpoint_every=0, log_every=0, eval_every=0),
         run_dir=tmp_path / "run",
-        on_evaluate=lambda iteration, metrics: saved.append(iteration),
+        on_point=lambda points, train_loss: saved.append((points["iteration"].tolist(), train_loss["iteration"].tolist())),
     )
-    assert saved == [3] and load_checkpoint(result.checkpoint)["iteration"] == 3
+    assert saved == [([3], [3])] and load_checkpoint(result.checkpoint)["iteration"] == 3
+
+
+# Each loader with one of its options, which validation must honour; batch sizes fit the fixtures.
+# Images of 64 px: at 32 px and less, ResNet-18's last maps are 1x1 and batch norm over 2-4 of them
+# blows the first step's gradients up to non-finite eval-mode features.
+LOADER_RUNS = {
+    "css": ("tiny_css", ["--batch_size", "4", "--val_fraction", "0.25"]),
+    "fashion200k": ("fashion200k_tree", ["--batch_size", "4", "--val_fraction", "0.3", "--query_template", "change {} to {}"]),
+    "mitstates": ("mitstates_tree", ["--batch_size", "4", "--val_fraction", "0.3", "--use_complete_text_query", "True"]),
+    "fashionIQ": ("fashioniq_tree", ["--batch_size", "2", "--val_fraction", "0.5", "--caption_join", "plain"]),
+}
+
+
+@pytest.mark.parametrize("dataset", LOADER_RUNS)
+def test_early_stopping_through_the_cli_on_every_loader(dataset, request, tmp_path, capsys):
+    fixture, options = LOADER_RUNS[dataset]
+    arguments = [
+        "train", "--dataset", dataset, "--dataset_path", str(request.getfixturevalue(fixture)), "--num_iters", "3",
+        "--eval_every", "1", "--patience", "1", "--embed_dim", "8", "--image_size", "64", "--log_dir", str(tmp_path),
+        "--device", "cpu", *options,
+    ]  # fmt: skip
+    assert main(arguments) == 0
+    summary = json.loads(capsys.readouterr().out)
+    run = Path(summary["run_dir"])
+    best = load_checkpoint(run / "best_checkpoint.pth")
+    assert summary["best_checkpoint"] == str(run / "best_checkpoint.pth") and best["iteration"] == summary["best_iteration"]
+    points = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [point["val_loss"] for point in points]
+    assert best["early_stopping"]["best_loss"] == min(losses) == summary["best_val_loss"]
+    # Patience 1: the run stops at the first point without a lower loss, or ends at 3.
+    assert [point["iteration"] for point in points] == list(range(1, summary["iteration"] + 1))
+    assert summary["stopped_early"] == (summary["iteration"] < 3) == (losses[-1] >= min(losses))
+    # The test split is evaluated once, at the last point.
+    assert [any(name.startswith("R@") for name in point) for point in points] == [False] * (len(points) - 1) + [True]
+
+
+def interrupt(points, train_loss):
+    raise KeyboardInterrupt
+
+
+def test_resume_through_the_cli_continues_the_run_as_it_was(tiny_css, tmp_path, capsys):
+    config = tiny_config(tiny_css, num_iters=4, checkpoint_every=2, eval_every=3)
+    seed_everything(0)
+    straight = train(config, run_dir=tmp_path / "straight")
+    run = tmp_path / "run"
+    seed_everything(0)
+    with pytest.raises(KeyboardInterrupt):  # killed at iteration 3, after the checkpoint at 2
+        train(config, run_dir=run, on_point=interrupt)
+    assert load_checkpoint(run / CHECKPOINT_NAME)["iteration"] == 2
+
+    assert main(["train", "--resume", str(run)]) == 0  # no other flag: the saved settings, to the saved num_iters
+    resumed = json.loads(capsys.readouterr().out)
+    assert resumed["iteration"] == 4 and resumed["R@1"] == pytest.approx(straight.metrics["R@1"])
+    assert_same_weights(straight.checkpoint, run / CHECKPOINT_NAME)
+    assert main(["train", "--resume", str(run), "--num_iters", "5", "--device", "cpu", "--loader_num_workers", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["iteration"] == 5
+    assert json.loads((run / "config.json").read_text())["num_iters"] == 5
+
+    # Any other training flag is refused, also when given its default value.
+    assert main(["train", "--resume", str(run), "--seed", "0", "--learning_rate", "0.1", "--use_bert", "False"]) == 2
+    error = capsys.readouterr().err
+    assert "--learning_rate, --seed, --use_bert cannot change" in error and "only --device, --loader_num_workers, --num_iters" in error
+    # A checkpoint whose model differs from the run's config.json is refused.
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "model": "concat", "embed_dim": 32}))
+    assert main(["train", "--resume", str(run)]) == 2
+    error = capsys.readouterr().err
+    assert "model: 'tirg' in the checkpoint, 'concat' in config.json" in error and "embed_dim: 16 in the checkpoint, 32" in error

@@ -32,6 +32,7 @@ def make_checkpoint(
     iteration: int,
     optimizer: torch.optim.Optimizer | None = None,
     metrics: dict[str, float] | None = None,
+    early_stopping: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -46,8 +47,23 @@ def make_checkpoint(
         "text_encoder": model.text_encoder_name,
         "text_embed_dim": model.text_embed_dim,
         "metrics": metrics or {},
+        "early_stopping": early_stopping or {},  # best validation loss so far and the points since
+        # Dropout draws from torch's global generators; resuming restores them (see restore_rng_state).
         "torch_rng_state": torch.get_rng_state(),
+        "cuda_rng_states": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+
+
+def restore_rng_state(checkpoint: dict[str, Any]) -> None:
+    """Set torch's global CPU generator, and each CUDA device's, to the states `checkpoint` saved.
+
+    A checkpoint saved without CUDA restores only the CPU state; one saved with more devices than
+    this machine has restores the devices both have.
+    """
+    torch.set_rng_state(checkpoint["torch_rng_state"])
+    saved = checkpoint.get("cuda_rng_states", [])
+    if saved and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(saved[: torch.cuda.device_count()])
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -18,7 +18,13 @@ from tirg.train import TrainConfig
 logger = logging.getLogger("tirg")
 
 
+# The flags `tirg train --resume` accepts: where and how fast the run continues, and how long.
+RESUME_FLAGS = ("device", "loader_num_workers", "num_iters")
+
+
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field. A flag not given is absent from the parsed namespace
+    (SUPPRESS), so `--resume` can tell a flag given with its default value from one not given."""
     defaults = TrainConfig()
     for field in fields(TrainConfig):
         default = getattr(defaults, field.name)
@@ -32,10 +38,14 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         names = [f"--{field.name}"]
         if "_" in field.name:
             names.append(f"--{field.name.replace('_', '-')}")
-        parser.add_argument(*names, dest=field.name, type=kind, default=default, help=f"default: {default}")
-    parser.add_argument("--resume", help="checkpoint or run folder to continue exactly where it stopped")
+        parser.add_argument(*names, dest=field.name, type=kind, default=argparse.SUPPRESS, help=f"default: {default}")
     parser.add_argument(
-        "--use_bert", "--use-bert", dest="use_bert", type=parse_bool, default=False,
+        "--resume",
+        help="checkpoint or run folder to continue exactly where it stopped, under its saved settings"
+        f" (only {', '.join('--' + name for name in RESUME_FLAGS)} may be given with it)",
+    )
+    parser.add_argument(
+        "--use_bert", "--use-bert", dest="use_bert", type=parse_bool, default=argparse.SUPPRESS,
         help="ComposeAE's flag: pretrained sentence features, here all-MiniLM-L6-v2 (same as --text_encoder minilm)",
     )  # fmt: skip
 
@@ -170,26 +180,38 @@ def _run_data(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from tensorboardX import SummaryWriter
 
-    from tirg.checkpoint import load_checkpoint
     from tirg.runtime import seed_everything
-    from tirg.train import checkpoint_file, new_run_dir, train
+    from tirg.train import checkpoint_file, new_run_dir, resume_config, train
 
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    use_bert = getattr(args, "use_bert", None)
     if args.resume:
-        # The run continues under its own saved settings; only the iteration target may grow.
-        resume_file = checkpoint_file(args.resume)
-        saved = load_checkpoint(resume_file)["config"]
-        config = TrainConfig.from_dict({**saved, "num_iters": args.num_iters})
-        run_dir = resume_file.parent
+        # The run continues under its own saved settings; only where it runs and how long may change.
+        refused = sorted(name for name in given if name not in RESUME_FLAGS) + (["use_bert"] if use_bert is not None else [])
+        if refused:
+            flags = ", ".join(f"--{name}" for name in refused)
+            raise ValueError(
+                f"--resume continues {args.resume} under its saved settings; {flags} cannot change"
+                f" (only {', '.join('--' + name for name in RESUME_FLAGS)} may be given with --resume)"
+            )
+        config = resume_config(args.resume, given.get("num_iters"))
+        for name in ("device", "loader_num_workers"):
+            if name in given:
+                setattr(config, name, given[name])
+        run_dir = checkpoint_file(args.resume).parent
     else:
-        if args.use_bert and values["text_encoder"] == "lstm":
-            values["text_encoder"] = "minilm"
-        config = TrainConfig(**values)
+        if use_bert and given.get("text_encoder", "lstm") == "lstm":
+            given["text_encoder"] = "minilm"
+        config = TrainConfig(**given)
         run_dir = new_run_dir(config)
     seed_everything(config.seed)
     with SummaryWriter(str(run_dir)) as writer:
         result = train(config, run_dir=run_dir, resume=args.resume, writer=writer, progress=True)
-    print(json.dumps({"run_dir": str(result.run_dir), "iteration": result.iteration, **result.metrics}, indent=2))
+    summary = {"run_dir": str(result.run_dir), "iteration": result.iteration, **result.metrics}
+    if result.best_checkpoint is not None:
+        summary.update(best_checkpoint=str(result.best_checkpoint), best_iteration=result.best_iteration, best_val_loss=result.best_val_loss)
+        summary["stopped_early"] = result.stopped_early
+    print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -1,212 +1,136 @@
-"""Training with a held-out validation loss, early stopping and the best checkpoint kept.
+"""Early stopping on a held-out validation loss, the pieces `tirg.train.train` runs inside its loop.
 
-`train_with_early_stopping` runs `tirg.train.train` in chunks of `eval_every` iterations,
-each chunk resuming the previous one's checkpoint. Resuming reproduces an uninterrupted
-run exactly (same batches, optimizer state, learning rate and dropout generator), so the
-chunks add no change to training, only the evaluation points between them. At each point
-the validation loss is computed in eval mode on pairs held out of the training split; the
-checkpoint with the lowest validation loss so far is copied to `best_checkpoint.pth`
-(atomically), and training stops after `patience` points without improvement.
+A share of the training split's source images is held out (`hold_out`): their training items
+never enter a batch. At every evaluation point `validation_loss` computes the training loss on
+those items in eval mode, from fixed draws, so two points differ only by the weights.
+`EarlyStopping` keeps the best loss seen and says when `patience` points have passed without
+an improvement; the loop then writes `best_checkpoint.pth` and stops.
 """
 
 from __future__ import annotations
 
-import copy
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from tirg.checkpoint import load_model
-from tirg.data import PairView, RetrievalDataset, image_transform, load_dataset
-from tirg.data.base import ImageTransform
-from tirg.fileio import atomic_write
+from tirg.data import PairView
+from tirg.losses import weighted_loss
 from tirg.models import ComposeModel
-from tirg.runtime import resolve_device, seeded_generator
-from tirg.train import TrainConfig, TrainResult, new_run_dir, train
-
-logger = logging.getLogger(__name__)
+from tirg.runtime import Stream, seeded_generator, stream_seed
 
 BEST_CHECKPOINT_NAME = "best_checkpoint.pth"
 
 
-@dataclass
-class EarlyStoppingConfig:
-    """When to evaluate and when to stop.
+@dataclass(frozen=True)
+class HeldOutSplit:
+    """Training items (indices into `training_sources()`) split by source image."""
 
-    eval_every: iterations between validation points (the last point is at num_iters).
-    patience: validation points without an improvement of more than `min_delta` before stopping.
-    val_fraction: share of the training split's source images whose pairs are held out.
-    val_seed: seeds which sources are held out (independent of the training seed).
-    val_batch_size: None: the training batch size (the batch classification loss depends on it).
+    training: list[int]
+    validation: list[int]
+
+
+def hold_out(sources: Sequence[int], fraction: float, seed: int, where: str) -> HeldOutSplit:
+    """Hold out `fraction` of the distinct source images in `sources` (one per training item).
+
+    Whole sources go to one side, so a held-out query image is never a training query and a
+    source's items stay together, as the source-grouped batches need. The draw comes from the
+    run seed's hold-out stream. `where` names the data set in the error.
     """
-
-    eval_every: int = 100
-    patience: int = 3
-    min_delta: float = 0.0
-    val_fraction: float = 0.1
-    val_seed: int = 0
-    val_batch_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.eval_every < 1 or self.patience < 1:
-            raise ValueError(f"eval_every={self.eval_every} and patience={self.patience} must be >= 1")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction={self.val_fraction} must be between 0 and 1")
-
-
-@dataclass
-class ScalarHistory:
-    """A SummaryWriter stand-in that records every scalar and forwards it to `writer` (None allowed)."""
-
-    writer: Any | None = None
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def add_scalar(self, tag: str, value: float, step: int) -> None:
-        self.rows.append({"tag": tag, "value": float(value), "iteration": int(step)})
-        if self.writer is not None:
-            self.writer.add_scalar(tag, value, step)
-
-    def series(self, tag: str) -> pd.DataFrame:
-        """Columns iteration, value for one tag, in the order recorded."""
-        rows = [(row["iteration"], row["value"]) for row in self.rows if row["tag"] == tag]
-        return pd.DataFrame(rows, columns=["iteration", "value"])
-
-
-@dataclass
-class EarlyStoppingResult:
-    run_dir: Path
-    best_checkpoint: Path
-    best_iteration: int
-    best_val_loss: float
-    stopped_early: bool
-    points: pd.DataFrame  # one row per validation point: iteration, val_loss, improved, test R@k
-    train_loss: pd.DataFrame  # iteration, value: the training loss as logged every log_every iterations
-    last: TrainResult
-
-
-def split_validation(dataset: RetrievalDataset, fraction: float, seed: int) -> tuple[RetrievalDataset, RetrievalDataset]:
-    """(training part, validation part) of a training split, holding out whole source images.
-
-    A seeded draw picks `fraction` of the distinct source images; every pair on those sources
-    goes to validation. Splitting by source keeps a held-out query's image out of the training
-    queries and keeps each source's pairs together, as the source-grouped batches need.
-    """
-    sources = np.array(sorted({pair.source for pair in dataset.pairs}))
-    n_held = int(round(fraction * len(sources)))
-    if not 1 <= n_held < len(sources):
+    distinct = np.unique(np.asarray(sources, dtype=np.int64))
+    n_held = round(fraction * len(distinct))
+    if not 1 <= n_held < len(distinct):
         raise ValueError(
-            f"val_fraction={fraction} of {len(sources)} source images in {dataset.root} ({dataset.split}) "
-            f"holds out {n_held}; it must leave at least one source on each side"
+            f"--val_fraction {fraction} of the {len(distinct)} training source images of {where} holds out {n_held};"
+            " it must leave at least one source on each side"
         )
-    held = set(np.random.default_rng(seed).choice(sources, size=n_held, replace=False).tolist())
-    training, validation = copy.copy(dataset), copy.copy(dataset)
-    training.pairs = [pair for pair in dataset.pairs if pair.source not in held]
-    validation.pairs = [pair for pair in dataset.pairs if pair.source in held]
-    validation.split = f"{dataset.split}-validation"
-    return training, validation
+    rng = np.random.default_rng(stream_seed(seed, 0, Stream.HOLD_OUT))
+    held = set(rng.choice(distinct, size=n_held, replace=False).tolist())
+    split = HeldOutSplit(
+        [item for item, source in enumerate(sources) if source not in held],
+        [item for item, source in enumerate(sources) if source in held],
+    )
+    if len(split.validation) < 2:
+        raise ValueError(f"--val_fraction {fraction} holds out {len(split.validation)} training item of {where}; the loss needs at least 2")
+    return split
+
+
+class ItemView(torch.utils.data.Dataset):
+    """The items `items` of a `PairView`, renumbered from 0 and keyed as `PairView` is keyed."""
+
+    def __init__(self, view: PairView, items: Sequence[int]):
+        self.view = view
+        self.items = list(items)
+        self.sources = [view.sources[item] for item in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, str, torch.Tensor]:
+        position, iteration = key if isinstance(key, tuple) else (key, 0)
+        return self.view[(self.items[position], iteration)]
 
 
 @torch.inference_mode()
 def validation_loss(
     model: ComposeModel,
-    dataset: RetrievalDataset,
-    transform: ImageTransform,
+    pairs: torch.utils.data.Dataset,
     loss: str,
+    weights: Mapping[str, float],
     batch_size: int,
-    seed: int = 0,
+    seed: int,
     device: str | torch.device = "cpu",
     num_workers: int = 0,
 ) -> float:
-    """Mean training loss over `dataset.pairs` in eval mode (no dropout, no gradient).
+    """Mean weighted training loss over `pairs` (in order, iteration-0 draws) in eval mode.
 
-    Batches are the pairs in their stored order, and batch i draws its triplets from
-    (seed, i), so the value is the same at every call for the same weights. A last batch of
-    one pair is skipped: neither loss is defined without a negative.
+    Batch i draws its triplets from the validation stream's draw i, so the value is the same at
+    every call for the same weights. A last batch of one pair is skipped: neither loss is defined
+    without a negative. The model's train/eval mode is left as it was.
     """
     was_training = model.training
     model.eval()
-    loader = torch.utils.data.DataLoader(
-        PairView(dataset, transform), batch_size=batch_size, num_workers=num_workers, generator=torch.Generator()
-    )
+    # A private generator: a loader seed drawn from the global one would shift dropout.
+    loader = torch.utils.data.DataLoader(pairs, batch_size=batch_size, num_workers=num_workers, generator=torch.Generator())
     total, count = 0.0, 0
     for index, (source_images, texts, target_images) in enumerate(loader):
         if len(texts) < 2:
             continue
-        value = model.compute_loss(
-            source_images.to(device), list(texts), target_images.to(device), loss, seeded_generator(seed, index)
-        )
-        total, count = total + value.item() * len(texts), count + len(texts)
+        terms = model.compute_loss_terms(
+            source_images.to(device), list(texts), target_images.to(device), loss, seeded_generator(seed, index, Stream.VALIDATION)
+        )  # fmt: skip
+        total, count = total + weighted_loss(terms, weights).item() * len(texts), count + len(texts)
     model.train(was_training)
     return total / count
 
 
-def copy_checkpoint(source: Path, destination: Path) -> Path:
-    """Copy a checkpoint file atomically, so an interrupted copy never replaces the previous best."""
-    return atomic_write(destination, lambda f: f.write(Path(source).read_bytes()))
+@dataclass
+class EarlyStopping:
+    """The best validation loss so far and the points since; `patience` 0 never stops."""
 
+    patience: int
+    best_loss: float = math.inf
+    best_iteration: int | None = None
+    since_best: int = 0
 
-def train_with_early_stopping(
-    config: TrainConfig,
-    stopping: EarlyStoppingConfig,
-    run_dir: str | Path | None = None,
-    writer: Any | None = None,
-    progress: bool = False,
-    trainset: RetrievalDataset | None = None,
-    testset: RetrievalDataset | None = None,
-    on_point: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None,
-) -> EarlyStoppingResult:
-    """Train `config` (from scratch, or from `config.pretrained_model`) with early stopping.
+    def update(self, loss: float, iteration: int) -> bool:
+        """Record a validation point; True when it is a new best (strictly lower)."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_iteration, self.since_best = loss, iteration, 0
+            return True
+        self.since_best += 1
+        return False
 
-    `on_point(points, train_loss)` is called after every validation point with the tables so
-    far (a notebook redraws its live plot there). `writer` receives the training scalars plus
-    `validation/loss`. Returns where the best checkpoint is and the curves.
-    """
-    if config.num_iters < 1:
-        raise ValueError(f"num_iters={config.num_iters} must be >= 1")
-    device = resolve_device(config.device)
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
-    full = trainset or load_dataset(config.dataset, config.dataset_path, "train")
-    training, validation = split_validation(full, stopping.val_fraction, stopping.val_seed)
-    testset = testset or load_dataset(config.dataset, config.dataset_path, "test")
-    transform = image_transform(config.resolved_image_size())
-    logger.info("%d training pairs, %d held out for validation", len(training.pairs), len(validation.pairs))
+    @property
+    def stopped(self) -> bool:
+        return self.patience > 0 and self.since_best >= self.patience
 
-    history = ScalarHistory(writer)
-    best_path = run_dir / BEST_CHECKPOINT_NAME
-    best_loss, best_iteration, since_best = float("inf"), 0, 0
-    points: list[dict[str, Any]] = []
-    resume: Path | None = None
-    iteration, stopped_early = 0, False
-    while iteration < config.num_iters:
-        chunk = replace(config, num_iters=min(iteration + stopping.eval_every, config.num_iters))
-        last = train(chunk, run_dir=run_dir, resume=resume, writer=history, progress=progress, trainset=training, testset=testset)
-        resume, iteration = last.checkpoint, last.iteration
-        model, _ = load_model(last.checkpoint, device)
-        loss = validation_loss(
-            model, validation, transform, config.loss, stopping.val_batch_size or config.batch_size,
-            stopping.val_seed, device, config.loader_num_workers,
-        )  # fmt: skip
-        history.add_scalar("validation/loss", loss, iteration)
-        improved = loss < best_loss - stopping.min_delta
-        if improved:
-            copy_checkpoint(last.checkpoint, best_path)
-            best_loss, best_iteration, since_best = loss, iteration, 0
-        else:
-            since_best += 1
-        points.append({"iteration": iteration, "val_loss": loss, "improved": improved, **last.metrics})
-        logger.info("iteration %d: validation loss %.4f (best %.4f at %d)", iteration, loss, best_loss, best_iteration)
-        if on_point is not None:
-            on_point(pd.DataFrame(points), history.series(f"train/{config.loss}"))
-        if since_best >= stopping.patience:
-            stopped_early = iteration < config.num_iters
-            break
-    return EarlyStoppingResult(
-        run_dir, best_path, best_iteration, best_loss, stopped_early, pd.DataFrame(points),
-        history.series(f"train/{config.loss}"), last,
-    )  # fmt: skip
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """The progress of a resumed run (its patience is the run's own)."""
+        self.best_loss, self.best_iteration, self.since_best = float(state["best_loss"]), state["best_iteration"], int(state["since_best"])

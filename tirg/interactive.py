@@ -119,7 +119,7 @@ class LiveFigure:
 
 
 class LiveTrainingPlot(LiveFigure):
-    """`on_point` callback of `train_with_early_stopping`: redraws the loss curves at every validation point."""
+    """`on_point` callback of `tirg.train.train`: redraws the loss curves at every evaluation point."""
 
     def __call__(self, points: pd.DataFrame, train_loss: pd.DataFrame) -> None:
         self.update(training_curves_figure(points, train_loss))

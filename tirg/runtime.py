@@ -1,7 +1,9 @@
-"""Process-level settings that only entry points (CLI, notebooks, tests) should call."""
+"""Process-level settings that only entry points (CLI, notebooks, tests) should call, and the
+run's random streams, which the library uses instead of any global generator."""
 
 from __future__ import annotations
 
+import enum
 import random
 
 import numpy as np
@@ -22,10 +24,39 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seeded_generator(seed: int, stream: int) -> torch.Generator:
-    """A private generator for draw number `stream` (an iteration, an epoch) of run `seed`.
+class Stream(enum.IntEnum):
+    """The independent random streams of one run; a draw in one never shifts another's."""
 
-    Deriving every draw from (seed, stream) instead of one running generator lets training
-    stop anywhere and resume with the same draws.
+    BATCHES = 0  # which training items form each batch
+    TRIPLETS = 1  # the soft triplet loss's negatives
+    AUGMENTATION = 2  # random crops and flips of training images
+    HOLD_OUT = 3  # which training sources are held out for validation
+    VALIDATION = 4  # the validation loss's triplets
+
+
+def stream_seed(seed: int, step: int, stream: Stream = Stream.BATCHES, item: int = 0) -> int:
+    """The 64-bit seed of draw (`step`, `item`) of `stream` in run `seed`.
+
+    The batch stream keeps the derivation used before the streams were separated
+    (seed * 1_000_003 + step), so earlier runs, and the README's numbers, draw the same batches;
+    the others hash (seed, stream, step, item) with NumPy's SeedSequence.
     """
-    return torch.Generator().manual_seed(seed * 1_000_003 + stream)
+    if stream == Stream.BATCHES and item == 0:
+        return seed * 1_000_003 + step
+    return int(np.random.SeedSequence([seed, int(stream), step, item]).generate_state(1, np.uint64)[0])
+
+
+def seeded_generator(seed: int, step: int, stream: Stream = Stream.BATCHES, item: int = 0) -> torch.Generator:
+    """A private generator for draw number `step` (an iteration, an epoch) of `stream` in run `seed`.
+
+    Deriving every draw from (seed, stream, step) instead of one running generator lets training
+    stop anywhere and resume with the same draws, and keeps the streams from drawing on one another.
+    """
+    return torch.Generator().manual_seed(stream_seed(seed, step, stream, item))
+
+
+def cuda_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose generators a run on `device` draws from (none on CPU)."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from tirg.checkpoint import atomic_torch_save, check_compatible, check_text_encoder, load_checkpoint, make_checkpoint
+from tirg.checkpoint import (
+    atomic_torch_save,
+    check_compatible,
+    check_text_encoder,
+    load_checkpoint,
+    make_checkpoint,
+    restore_rng_state,
+)
 from tirg.data import (
     IterationKeyedBatches,
     PairView,
@@ -27,10 +36,12 @@ from tirg.data import (
     load_dataset,
 )
 from tirg.data.complete_text import complete_text_queries
+from tirg.early_stopping import BEST_CHECKPOINT_NAME, EarlyStopping, ItemView, hold_out, validation_loss
+from tirg.errors import CheckpointError
 from tirg.evaluate import evaluate
 from tirg.losses import BASE_LOSS, weighted_loss
-from tirg.models import ComposeModel, build_model
-from tirg.runtime import resolve_device, seeded_generator
+from tirg.models import ComposeModel, build_model, canonical_model_name
+from tirg.runtime import Stream, cuda_devices, resolve_device, seeded_generator
 from tirg.text import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -63,7 +74,11 @@ class TrainConfig:
     comment: str = ""
     log_dir: str = "runs"
     loader_num_workers: int = 0
-    eval_every: int = 0  # iterations between test evaluations; 0: only at the end
+    # Iterations between evaluation points: the validation loss when val_fraction > 0 (test recall
+    # then only at the end), else test recall; 0: only at the end.
+    eval_every: int = 0
+    val_fraction: float = 0.0  # share of the training source images held out for the validation loss; 0: none
+    patience: int = 3  # validation points without a lower loss before training stops; 0: never stops early
     checkpoint_every: int = 500  # iterations between checkpoints; 0: only at the end
     log_every: int = 20  # iterations between logged losses; 0: only at the end
     seed: int = 0
@@ -123,10 +138,26 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """Where the run's checkpoints are and how it went.
+
+    `metrics`: test recall of the last weights (empty when the test split was not evaluated).
+    With validation (val_fraction > 0): `best_checkpoint` holds the weights of the lowest
+    validation loss, `best_iteration` and `best_val_loss` say where and what it was.
+    `points`: one row per evaluation point of this call (iteration; val_loss and improved when
+    validating; the test metrics where the test split was evaluated); `train_loss`: iteration,
+    value, the training loss as logged every log_every iterations.
+    """
+
     run_dir: Path
     checkpoint: Path
     iteration: int
     metrics: dict[str, float]
+    best_checkpoint: Path | None = None
+    best_iteration: int | None = None
+    best_val_loss: float | None = None
+    stopped_early: bool = False
+    points: pd.DataFrame = field(default_factory=pd.DataFrame)
+    train_loss: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["iteration", "value"]))
 
 
 def make_optimizer(model: ComposeModel, config: TrainConfig) -> torch.optim.SGD:
@@ -152,9 +183,9 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, ite
         group["lr"] = group["base_lr"] * decay
 
 
-def make_batch_sampler(trainset: RetrievalDataset, config: TrainConfig, start_iteration: int) -> SeededBatchSampler:
+def make_batch_sampler(sources: Sequence[int], config: TrainConfig, start_iteration: int) -> SeededBatchSampler:
+    """Batches over the training items whose source images are `sources` (one per item)."""
     per_source = config.resolved_pairs_per_source()
-    sources = trainset.training_sources()
     if per_source == 1:
         return SeededBatchSampler(len(sources), config.batch_size, config.seed, start_iteration)
     return SourceGroupedBatchSampler(sources, config.batch_size, config.seed, start_iteration, per_source)
@@ -164,6 +195,38 @@ def checkpoint_file(path: str | Path) -> Path:
     """A checkpoint path, or a run folder standing for its latest checkpoint."""
     path = Path(path)
     return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+# Settings that decide the model's shape: a checkpoint and the config.json beside it must agree on them.
+MODEL_SETTINGS = ("model", "embed_dim", "text_encoder", "backbone")
+
+
+def resume_config(resume: str | Path, num_iters: int | None = None) -> TrainConfig:
+    """The settings a run continues under: its folder's config.json (else the checkpoint's own
+    config), with `num_iters` replaced when given. A checkpoint whose model differs from the
+    config.json beside it is refused."""
+    path = checkpoint_file(resume)
+    checkpoint = load_checkpoint(path)
+    config_path = path.parent / "config.json"
+    saved = json.loads(config_path.read_text()) if config_path.is_file() else checkpoint["config"]
+    config = TrainConfig.from_dict(saved)
+    # Through from_dict, settings a checkpoint predates (text_encoder, backbone) compare as their defaults.
+    recorded = _model_settings(TrainConfig.from_dict({**checkpoint["config"], "model": checkpoint["model_name"]}))
+    described = _model_settings(config)
+    differing = [
+        f"{name}: {recorded[name]!r} in the checkpoint, {described[name]!r} in config.json"
+        for name in MODEL_SETTINGS
+        if recorded[name] != described[name]
+    ]
+    if differing:
+        raise CheckpointError(f"{path} holds another model than {config_path} describes ({'; '.join(differing)}); resume the run it belongs to")
+    if num_iters is not None:
+        config.num_iters = num_iters
+    return config
+
+
+def _model_settings(config: TrainConfig) -> dict[str, Any]:
+    return {**{name: getattr(config, name) for name in MODEL_SETTINGS}, "model": canonical_model_name(config.model)}
 
 
 def with_query_texts(config: TrainConfig, dataset: RetrievalDataset) -> RetrievalDataset:
@@ -183,13 +246,21 @@ def train(
     progress: bool = False,
     trainset: RetrievalDataset | None = None,
     testset: RetrievalDataset | None = None,
-    on_evaluate: Callable[[int, dict[str, float]], None] | None = None,
+    on_point: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None,
+    evaluate_test: bool = True,
 ) -> TrainResult:
-    """Train `config.model` on `config.dataset` and return where the checkpoint is.
+    """Train `config.model` on `config.dataset` and return where the checkpoints are.
 
     `resume` is a checkpoint (or its run folder) to continue exactly where it stopped: same
-    batches, optimizer state, learning rate and dropout generator state; `config.num_iters`
-    may be raised to train longer. `writer` is a tensorboardX SummaryWriter or None.
+    batches, optimizer state, learning rate, generator states and early-stopping progress;
+    `config.num_iters` may be raised to train longer. With `config.val_fraction` > 0 a share of
+    the training sources is held out; every `eval_every` iterations the validation loss is
+    computed on them, the best weights are kept in `best_checkpoint.pth` and training stops after
+    `patience` points without improvement. Evaluation draws on no training randomness and leaves
+    the trajectory as it was. `evaluate_test`: test recall at the end (and at the evaluation
+    points when not validating); False evaluates no test split. `on_point(points, train_loss)` is
+    called after every evaluation point (a notebook redraws its live plot there). `writer` is a
+    tensorboardX SummaryWriter or None.
     """
     device = resolve_device(config.device)
     start_iteration = 0
@@ -203,8 +274,14 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     trainset = with_query_texts(config, trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options()))
-    testset = None if testset is None else with_query_texts(config, testset)
+    if evaluate_test:
+        testset = with_query_texts(config, testset or load_dataset(config.dataset, config.dataset_path, "test", **config.dataset_options()))
     transform = image_transform(config.resolved_image_size())
+    pairs = PairView(trainset, transform, config.seed)
+    split = hold_out(pairs.sources, config.val_fraction, config.seed, f"{trainset.name} at {trainset.root}") if config.val_fraction > 0 else None
+    training = ItemView(pairs, split.training if split else range(len(pairs)))
+    if split:
+        logger.info("%d training items, %d held out for validation", len(split.training), len(split.validation))
     vocabulary, initial = _initial_vocabulary_and_weights(config, state, trainset)
     model = build_model(
         config.model, vocabulary, config.embed_dim, config.backbone_weights, text_encoder=config.text_encoder,
@@ -216,41 +293,68 @@ def train(
     model.prepare_texts(trainset.texts())
     optimizer = make_optimizer(model, config)
     metrics: dict[str, float] = {}
+    stopping = EarlyStopping(config.patience)
     if state is not None:
         check_compatible(state, resume_file, config.model, vocabulary)
         if state.get("optimizer"):
             optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng_state"])
+        restore_rng_state(state)
         metrics = dict(state.get("metrics", {}))
+        if state.get("early_stopping"):
+            stopping.load_state_dict(state["early_stopping"])
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
-    sampler = make_batch_sampler(trainset, config, start_iteration)
+    sampler = make_batch_sampler(training.sources, config, start_iteration)
     # A private generator keeps the loader from drawing on the global one (dropout's), which resume restores.
     loader = torch.utils.data.DataLoader(
-        PairView(trainset, transform, config.seed),
+        training,
         batch_sampler=IterationKeyedBatches(sampler),
         num_workers=config.loader_num_workers,
         generator=torch.Generator(),
     )
     checkpoint_path = run_dir / CHECKPOINT_NAME
+    best_path = run_dir / BEST_CHECKPOINT_NAME
 
-    def save(iteration: int) -> None:
-        atomic_torch_save(make_checkpoint(model, config.model, asdict(config), iteration, optimizer, metrics), checkpoint_path)
+    def save(iteration: int, path: Path = checkpoint_path) -> None:
+        atomic_torch_save(make_checkpoint(model, config.model, asdict(config), iteration, optimizer, metrics, stopping.state_dict()), path)
 
-    def run_evaluation(iteration: int) -> None:
-        nonlocal metrics, testset
-        if testset is None:
-            testset = with_query_texts(config, load_dataset(config.dataset, config.dataset_path, "test", **config.dataset_options()))
-        metrics = evaluate(model, testset, transform, device=device, num_workers=config.loader_num_workers)
-        model.train()
-        logger.info("iteration %d: %s", iteration, metrics)
-        if writer is not None:
-            for name, value in metrics.items():
-                writer.add_scalar(f"test/{name}", value, iteration)
+    points: list[dict[str, Any]] = []
+    train_loss: list[tuple[int, float]] = []
+
+    def evaluation_point(iteration: int, final: bool) -> None:
+        """Validation loss and/or test recall at `iteration`, without touching training's generators."""
+        nonlocal metrics
+        if split is None and not evaluate_test:
+            return
+        row: dict[str, Any] = {"iteration": iteration}
+        with torch.random.fork_rng(devices=cuda_devices(device)):
+            if split is not None:
+                loss = validation_loss(
+                    model, ItemView(pairs, split.validation), config.loss, config.loss_weights(), config.batch_size,
+                    config.seed, device, config.loader_num_workers,
+                )  # fmt: skip
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"validation loss became {loss} at iteration {iteration}; lower --learning_rate")
+                improved = stopping.update(loss, iteration)
+                row.update(val_loss=loss, improved=improved)
+                logger.info("iteration %d: validation loss %.4f (best %.4f at %s)", iteration, loss, stopping.best_loss, stopping.best_iteration)
+                if writer is not None:
+                    writer.add_scalar("validation/loss", loss, iteration)
+                if improved:
+                    save(iteration, best_path)
+            if evaluate_test and (final or stopping.stopped or split is None):
+                metrics = evaluate(model, testset, transform, device=device, num_workers=config.loader_num_workers)
+                model.train()
+                row.update(metrics)
+                logger.info("iteration %d: %s", iteration, metrics)
+                if writer is not None:
+                    for name, value in metrics.items():
+                        writer.add_scalar(f"test/{name}", value, iteration)
+        points.append(row)
         with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"iteration": iteration, **metrics}) + "\n")
-        if on_evaluate is not None:
-            on_evaluate(iteration, metrics)
+            f.write(json.dumps(row) + "\n")
+        if on_point is not None:
+            on_point(pd.DataFrame(points), pd.DataFrame(train_loss, columns=["iteration", "value"]))
 
     model.train()
     iteration = start_iteration
@@ -259,12 +363,12 @@ def train(
     running_terms: dict[str, float] = {}
     loss_weights = config.loss_weights()
     bar = tqdm(total=config.num_iters, initial=start_iteration, desc=config.model, disable=not progress)
-    while iteration < config.num_iters:
+    while iteration < config.num_iters and not stopping.stopped:
         source_images, texts, target_images = next(batches)
         set_learning_rate(optimizer, config, iteration)
         terms = model.compute_loss_terms(
             source_images.to(device), list(texts), target_images.to(device), config.loss,
-            seeded_generator(config.seed, iteration),
+            seeded_generator(config.seed, iteration, Stream.TRIPLETS),
         )  # fmt: skip
         loss = weighted_loss(terms, loss_weights)
         if not torch.isfinite(loss):
@@ -279,6 +383,7 @@ def train(
         bar.update(1)
         if (config.log_every and iteration % config.log_every == 0) or iteration == config.num_iters:
             mean_loss = running_loss / running_count
+            train_loss.append((iteration, mean_loss))
             bar.set_postfix(loss=f"{mean_loss:.4f}")
             if writer is not None:
                 # Each term unweighted under its own name (the base one as the loss's name), and their weighted sum.
@@ -290,15 +395,25 @@ def train(
                 writer.add_scalar("train/iterations_per_second", running_count / (time.perf_counter() - started), iteration)
             running_loss, running_count, started = 0.0, 0, time.perf_counter()
             running_terms = {}
-        if config.eval_every and iteration % config.eval_every == 0 and iteration < config.num_iters:
-            run_evaluation(iteration)
+        if (config.eval_every and iteration % config.eval_every == 0) or iteration == config.num_iters:
+            evaluation_point(iteration, final=iteration == config.num_iters)
         if config.checkpoint_every and iteration % config.checkpoint_every == 0 and iteration < config.num_iters:
             save(iteration)
     bar.close()
-    if start_iteration < config.num_iters or not metrics:
-        run_evaluation(iteration)
+    if iteration == start_iteration and evaluate_test and not metrics:
+        evaluation_point(iteration, final=True)  # a finished run resumed without a test result
     save(iteration)
-    return TrainResult(run_dir, checkpoint_path, iteration, metrics)
+    if stopping.stopped:
+        logger.info("stopped at iteration %d: %d validation points without improvement", iteration, stopping.since_best)
+    return TrainResult(
+        run_dir, checkpoint_path, iteration, metrics,
+        best_checkpoint=best_path if split is not None and best_path.is_file() else None,
+        best_iteration=stopping.best_iteration if split is not None else None,
+        best_val_loss=stopping.best_loss if split is not None and stopping.best_iteration is not None else None,
+        stopped_early=stopping.stopped and iteration < config.num_iters,
+        points=pd.DataFrame(points),
+        train_loss=pd.DataFrame(train_loss, columns=["iteration", "value"]),
+    )  # fmt: skip
 
 
 def _initial_vocabulary_and_weights(

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision import transforms
+from torchvision.transforms import functional as TF
 
 from tirg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from tirg.errors import DataError
+from tirg.runtime import Stream, seeded_generator
 
 SPLITS = ("train", "test")
 
@@ -148,13 +150,24 @@ def load_labeled_images(name: str, root: str | Path, split: str) -> LabeledImage
     return LOADERS[name](root, split)
 
 
-def train_transform(image_size: int) -> transforms.Compose:
-    """The original's augmentation scaled to `image_size`: resize to 8/7 of it, random crop, flip."""
-    resize = round(image_size * 256 / 224)
-    return transforms.Compose([
-        transforms.Resize((resize, resize)), transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])  # fmt: skip
+class TrainAugmentation:
+    """The original's augmentation scaled to `image_size`: resize to 8/7 of it, random crop, flip.
+
+    The crop and the flip are drawn from the generator each call is given, never from torch's
+    global one (which dropout and initialisation use), so they form a stream of their own.
+    """
+
+    def __init__(self, image_size: int) -> None:
+        self.size = image_size
+        self.resize = round(image_size * 256 / 224)
+
+    def __call__(self, image: Image.Image, generator: torch.Generator) -> torch.Tensor:
+        image = TF.resize(image, [self.resize, self.resize])
+        top, left = torch.randint(self.resize - self.size + 1, (2,), generator=generator).tolist()
+        image = TF.crop(image, top, left, self.size, self.size)
+        if torch.rand(1, generator=generator).item() < 0.5:
+            image = TF.hflip(image)
+        return TF.normalize(TF.to_tensor(image), IMAGENET_MEAN, IMAGENET_STD)
 
 
 def eval_transform(image_size: int) -> transforms.Compose:
@@ -177,5 +190,22 @@ class ImageLabelDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.load(index)), int(self.images.labels[index])
+
+    def load(self, index: int) -> Image.Image:
         with Image.open(self.images.files[index]) as image:
-            return self.transform(image.convert("RGB")), int(self.images.labels[index])
+            return image.convert("RGB")
+
+
+class AugmentedImages(ImageLabelDataset):
+    """Training images of epoch `epoch`: image i is augmented with the generator of (seed, epoch, i)
+    in the augmentation stream, so the same crops come out in any worker, on any rerun."""
+
+    def __init__(self, images: LabeledImages, image_size: int, seed: int, epoch: int) -> None:
+        super().__init__(images, TrainAugmentation(image_size))
+        self.seed = seed
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        generator = seeded_generator(self.seed, self.epoch, Stream.AUGMENTATION, index)
+        return self.transform(self.load(index), generator), int(self.images.labels[index])

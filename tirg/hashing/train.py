@@ -24,12 +24,12 @@ from torch.utils.data import DataLoader
 from tirg.errors import CheckpointError
 from tirg.fileio import atomic_write, atomic_write_text
 from tirg.hashing.codes import hamming_rank, pack_codes, sign_codes
-from tirg.hashing.data import ImageLabelDataset, LabeledImages, eval_transform, load_labeled_images, train_transform
+from tirg.hashing.data import AugmentedImages, ImageLabelDataset, LabeledImages, eval_transform, load_labeled_images
 from tirg.hashing.loss import default_margin, triplet_hashing_loss
 from tirg.hashing.metrics import mean_average_precision, precision_at_k
 from tirg.hashing.model import HashNet
 from tirg.hashing.sampler import ClassBalancedBatchSampler
-from tirg.runtime import seeded_generator
+from tirg.runtime import Stream, seeded_generator
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def build_optimizer(model: torch.nn.Module, config: HashTrainConfig) -> torch.op
 def encode(model: torch.nn.Module, images: LabeledImages, image_size: int, batch_size: int = 100, num_workers: int = 0, device: str | torch.device = "cpu") -> np.ndarray:
     """Relaxed codes float32 [n, bits] of every image, with the evaluation transform, in file order."""
     model.eval()
-    loader = DataLoader(ImageLabelDataset(images, eval_transform(image_size)), batch_size=batch_size, num_workers=num_workers)
+    loader = DataLoader(ImageLabelDataset(images, eval_transform(image_size)), batch_size=batch_size, num_workers=num_workers, generator=torch.Generator())
     return np.concatenate([model(batch.to(device)).cpu().numpy() for batch, _ in loader])
 
 
@@ -140,12 +140,15 @@ def train_hashing(config: HashTrainConfig, run_dir: str | Path, progress: bool =
     trainset = load_labeled_images(config.dataset_name, config.dataset_path, "train")
     testset = load_labeled_images(config.dataset_name, config.dataset_path, "test")
     device = torch.device(config.device)
-    torch.manual_seed(config.seed)  # model initialisation
-    model = HashNet(config.binary_bits, config.backbone_weights).to(device)
+    # Initialisation draws from torch's global generator: a fork of it seeded from the run makes it
+    # reproducible and leaves the caller's generator as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = HashNet(config.binary_bits, config.backbone_weights)
+    model = model.to(device)
     optimizer = build_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_lr, gamma=0.1)
     margin = config.resolved_margin()
-    images = ImageLabelDataset(trainset, train_transform(config.image_size))
     history: list[dict[str, Any]] = []
     best_map, best_epoch, final = -1.0, 0, None
     epochs = range(1, config.num_epochs + 1)
@@ -156,11 +159,11 @@ def train_hashing(config: HashTrainConfig, run_dir: str | Path, progress: bool =
     for epoch in epochs:
         sampler = ClassBalancedBatchSampler(
             trainset.labels, config.classes_per_batch, config.batch_size // config.classes_per_batch,
-            generator=seeded_generator(config.seed, epoch), batches_per_epoch=config.batches_per_epoch,
+            generator=seeded_generator(config.seed, epoch, Stream.BATCHES), batches_per_epoch=config.batches_per_epoch,
         )  # fmt: skip
-        # Augmentation draws from torch's global generator; seeding it per epoch keeps epochs reproducible.
-        torch.manual_seed(config.seed * 1_000_003 + epoch)
-        loader = DataLoader(images, batch_sampler=sampler, num_workers=config.num_workers)
+        images = AugmentedImages(trainset, config.image_size, config.seed, epoch)
+        # A private generator: the loader would otherwise draw its worker seed from the global one.
+        loader = DataLoader(images, batch_sampler=sampler, num_workers=config.num_workers, generator=torch.Generator())
         model.train()
         started, losses = time.perf_counter(), []
         for batch, labels in loader:
