@@ -28,14 +28,41 @@ from tirg.data import (
 )
 from tirg.data.complete_text import complete_text_queries
 from tirg.evaluate import evaluate
-from tirg.losses import BASE_LOSS, weighted_loss
-from tirg.models import ComposeModel, build_model
+from tirg.losses import BASE_LOSS, LOSSES, weighted_loss
+from tirg.models import MODELS, ComposeModel, build_model
+from tirg.models.image import BACKBONES
 from tirg.runtime import resolve_device, seeded_generator
 from tirg.text import Vocabulary
+from tirg.validation import Rule, at_least, check_config, greater_than, one_of
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "latest_checkpoint.pth"
+
+
+# What each setting must be, beyond its annotated type; checked whenever a TrainConfig is built.
+TRAIN_RULES: dict[str, Rule] = {
+    "model": one_of(MODELS, any_case=True),
+    "loss": one_of(LOSSES),
+    "backbone": one_of(BACKBONES),
+    "embed_dim": at_least(1),
+    "num_iters": at_least(0),
+    "batch_size": at_least(2),
+    "learning_rate": greater_than(0),
+    "learning_rate_decay_frequency": at_least(1),
+    "weight_decay": at_least(0),
+    "backbone_lr_factor": at_least(0),
+    "image_size": at_least(1),
+    "pairs_per_source": at_least(1),
+    "loader_num_workers": at_least(0),
+    "eval_every": at_least(0),
+    "checkpoint_every": at_least(0),
+    "log_every": at_least(0),
+    "seed": at_least(0),
+    "image_reconstruction_weight": at_least(0),
+    "text_reconstruction_weight": at_least(0),
+    "rotational_symmetry_weight": at_least(0),
+}
 
 
 @dataclass
@@ -84,6 +111,9 @@ class TrainConfig:
     image_reconstruction_weight: float = 0.1
     text_reconstruction_weight: float = 0.1
     rotational_symmetry_weight: float = 0.01
+
+    def __post_init__(self) -> None:
+        check_config(self, TRAIN_RULES)
 
     def dataset_options(self) -> dict[str, Any]:
         """The loader options these settings give `load_dataset` for `dataset`."""
@@ -203,7 +233,12 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     trainset = with_query_texts(config, trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options()))
-    testset = None if testset is None else with_query_texts(config, testset)
+    if testset is None:
+        testset = load_dataset(config.dataset, config.dataset_path, "test", **config.dataset_options())
+    testset = with_query_texts(config, testset)
+    # Errors before work: every image file of both splits is checked (headers, not pixels) before training.
+    trainset.check_images()
+    testset.check_images()
     transform = image_transform(config.resolved_image_size())
     vocabulary, initial = _initial_vocabulary_and_weights(config, state, trainset)
     model = build_model(

@@ -23,6 +23,7 @@ from PIL import Image
 from torchvision import transforms
 
 from tirg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from tirg.data.verify import check_image_files, read_rgb
 from tirg.errors import DataError
 
 SPLITS = ("train", "test")
@@ -43,6 +44,10 @@ class LabeledImages:
     @property
     def num_classes(self) -> int:
         return len(np.unique(self.labels))
+
+    def check_images(self) -> None:
+        """Raise DataError naming the first missing, truncated or unreadable image file (a header check)."""
+        check_image_files(self.files, f"{self.name} {self.split}")
 
 
 def _check_split(split: str) -> None:
@@ -177,5 +182,5 @@ class ImageLabelDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        with Image.open(self.images.files[index]) as image:
-            return self.transform(image.convert("RGB")), int(self.images.labels[index])
+        image = read_rgb(self.images.files[index], f"{self.images.name} {self.images.split}: image {index}")
+        return self.transform(image), int(self.images.labels[index])
