@@ -52,7 +52,8 @@ def check_config(config: Any, rules: Mapping[str, Rule], flags: Mapping[str, str
         converted = _converted(value, hints[field.name])
         if converted is _WRONG_TYPE:
             _refuse(field.name, value, flags, f"{_type_name(hints[field.name])}, got {type(value).__name__}")
-        setattr(config, field.name, converted)
+        if converted is not value:
+            object.__setattr__(config, field.name, converted)  # also for a frozen dataclass
     for name, (test, expected) in rules.items():
         value = getattr(config, name)
         if value is not None and not test(value):

@@ -59,7 +59,7 @@ def image_problem(path: str | Path, decode: bool = False) -> ImageProblem | None
     marker = END_MARKERS.get(image_format or "")
     if marker is None or marker in tail:
         return None
-    if image_format == "JPEG" and not decode and image_problem(path, decode=True) is None:
+    if image_format == "JPEG" and (decode or image_problem(path, decode=True) is None):  # it decodes: data after its end
         return None
     return ImageProblem(path, "truncated", f"a {image_format} file of {size:,} bytes without its end marker")
 
