@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import json
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -17,10 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fixture_trees import write_css_original
 from hashing_fixtures import write_cub, write_dogs
 from tirg.checkpoint import atomic_torch_save, make_checkpoint
 from tirg.cli import main
 from tirg.data import load_dataset
+from tirg.data.css import ORIGINAL_CSS_FILE
+from tirg.safe_pickle import load_object_npy
 from tirg.data.verify import check_image_files, find_image_problems
 from tirg.errors import ConfigError, DataError
 from tirg.features import compute_and_save
@@ -34,7 +38,12 @@ from tirg.train import TrainConfig, train
 BREAKAGES = ("ten_byte_png", "truncated_jpeg", "missing", "text_file")
 # Loader -> (fixture, index of the test-split image broken): a test image is what used to fail only
 # at the final evaluation, after all the training.
-LOADERS = {"css": ("tiny_css", 3), "fashion200k": ("fashion200k_tree", 1), "mitstates": ("mitstates_tree", 0), "fashioniq": ("fashioniq_tree", 1)}
+LOADERS = {"css": ("tiny_css", 3), "css_original": ("css_original_tree", 2), "fashion200k": ("fashion200k_tree", 1), "mitstates": ("mitstates_tree", 0), "fashioniq": ("fashioniq_tree", 1)}
+
+
+@pytest.fixture(scope="module")
+def css_original_tree(tmp_path_factory) -> Path:
+    return write_css_original(tmp_path_factory.mktemp("css_original") / "css")
 
 
 def jpeg_bytes(seed: int = 0, size: int = 32) -> bytes:
@@ -266,3 +275,43 @@ def test_lsh_refuses_nonsensical_numbers_naming_the_flag(arguments, message, tmp
 def test_composed_hash_config_names_the_lsh_flag():
     with pytest.raises(ConfigError, match=r"bits=-1 \(--hash-bits\)"):
         ComposedHashConfig(bits=-1)
+
+
+@pytest.mark.parametrize("skip_missing_images", [False, True])
+def test_fashioniq_caption_naming_an_unlisted_image_names_file_and_entry(skip_missing_images, fashioniq_tree, tmp_path):
+    root = tmp_path / "fiq"
+    shutil.copytree(fashioniq_tree, root)
+    captions = root / "captions" / "cap.shirt.val.json"
+    entries = json.loads(captions.read_text())
+    entries.append({"candidate": "S1", "target": "Z9", "captions": ["is red", "is long"]})  # Z9: no list, no image
+    captions.write_text(json.dumps(entries))
+    with pytest.raises(DataError, match=r"cap.shirt.val.json: entry 1 names image Z9, which .*split.shirt.val.json does not list"):
+        load_dataset("fashioniq", root, "test", skip_missing_images=skip_missing_images)
+
+
+def test_fashion200k_subset_still_refuses_a_query_naming_no_labelled_image(fashion200k_tree, tmp_path):
+    root = tmp_path / "f200k"
+    shutil.copytree(fashion200k_tree, root)
+    queries = root / "test_queries.txt"
+    queries.write_text(queries.read_text() + "women/pants/skinny/24/24_0.jpeg women/pants/skinny/99/99_0.jpeg\n")
+    with pytest.raises(DataError, match=r"test_queries.txt:4: image women/pants/skinny/99/99_0.jpeg is not in the test label files"):
+        load_dataset("fashion200k", root, "test", categories=["pants"])
+    queries.write_text(queries.read_text().splitlines(keepends=True)[0] * 2)  # a skirt query: outside "pants", dropped
+    assert load_dataset("fashion200k", root, "test", categories=["pants"]).dropped_queries == 2
+
+
+def test_css_mod_naming_an_image_outside_the_split_names_file_and_mod(tiny_css, css_original_tree, tmp_path):
+    root = tmp_path / "css"
+    shutil.copytree(tiny_css, root)
+    description = json.loads((root / "css.json").read_text())
+    description["splits"]["test"]["mods"][2]["from"][0] = -1
+    (root / "css.json").write_text(json.dumps(description))
+    with pytest.raises(DataError, match=r"css.json: mod 2 \(.*\) of split 'test' names image -1, but the split has images 0 to"):
+        load_dataset("css", root, "test")
+    original = tmp_path / "original"
+    shutil.copytree(css_original_tree, original)
+    data = load_object_npy(str(original / ORIGINAL_CSS_FILE))
+    data["train"]["mods"][1]["to"][-1] = 6
+    np.save(original / ORIGINAL_CSS_FILE, np.array(data, dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=rf"{ORIGINAL_CSS_FILE}: mod 1 \('remove blue triangle'\) of split 'train' names image 6, but the split has images 0 to 5"):
+        load_dataset("css_original", original, "train")

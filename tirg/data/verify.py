@@ -22,7 +22,7 @@ from tirg.errors import DataError
 # How far from the end of a file its end marker may lie (allowing a little padding after it).
 TAIL_BYTES = 1024
 END_MARKERS = {"PNG": b"IEND\xaeB`\x82", "JPEG": b"\xff\xd9"}
-# What PIL raises for a file it cannot identify or decode (a decompression bomb is a ValueError-like Exception).
+# What PIL raises for a file it cannot identify or decode (DecompressionBombError is none of the others).
 UNREADABLE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
@@ -69,8 +69,15 @@ def find_image_problems(paths: Iterable[str | Path], decode: bool = False) -> li
 
     Wrap `paths` in a progress bar (e.g. tqdm) to show progress; the function prints nothing.
     """
-    problems = (image_problem(path, decode) for path in dict.fromkeys(Path(p) for p in paths))
-    return [problem for problem in problems if problem is not None]
+    seen: set[Path] = set()
+    problems = []
+    for path in map(Path, paths):  # consumed one at a time, so a progress bar around `paths` moves
+        if path not in seen:
+            seen.add(path)
+            problem = image_problem(path, decode)
+            if problem is not None:
+                problems.append(problem)
+    return problems
 
 
 def describe_problems(problems: Sequence[ImageProblem], total: int, what: str) -> str:
