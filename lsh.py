@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hash-bits", type=int, nargs="+", default=[8, 12], help="learned code lengths")
     parser.add_argument("--hash-radii", type=int, nargs="+", default=[0, 1, 2, 3], help="probe radii of the equal-bits comparison")
     args = parser.parse_args(argv)
+    _check_numbers(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cache = load_feature_cache(args.cache)
@@ -51,6 +52,19 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(comparison, Path(args.out), config.overlap_target, config.ks)
     print(two_row_table(comparison.summary, config.overlap_target, max(config.ks)))
     return 0
+
+
+def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse nonsensical numbers before any work, naming the flag (argparse exits with status 2)."""
+    for flag, values, minimum in (
+        ("--repeats", [args.repeats], 1), ("--queries", [args.queries], 1), ("--seed", [args.seed], 0),
+        ("--hash-bits", args.hash_bits, 1), ("--hash-radii", args.hash_radii, 0),
+    ):  # fmt: skip
+        bad = [value for value in values if value < minimum]
+        if bad:
+            parser.error(f"{flag} {bad[0]}: expected an integer >= {minimum}")
+    if args.learned_hash_cache and max(args.hash_radii) > min(args.hash_bits):
+        parser.error(f"--hash-radii {max(args.hash_radii)} is larger than --hash-bits {min(args.hash_bits)} (a radius counts flipped bits)")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,26 @@ def write_tiny_fiq(root: Path) -> Path:
         for asin in asins:
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / "images" / f"{asin}.png")
     return root
+
+
+def write_css_original(root: Path, n_images: int = 6) -> Path:
+    """TIRG's released CSS layout: the pickled description `.npy` and images/css_<split>_<id:06d>.png.
+
+    Each split has `n_images` scenes of one or two objects; mod 0 adds the blue triangle to the
+    one-object scenes, mod 1 removes it again.
+    """
+    from tirg.data.css import ORIGINAL_CSS_FILE
+
+    red = {"pos": (0.2, 0.2), "color": "red", "shape": "circle", "size": "large"}
+    blue = {"pos": (0.5, 0.5), "color": "blue", "shape": "triangle", "size": "small"}
+    objects = [[red] if i % 2 == 0 else [red, blue] for i in range(n_images)]
+    ones, twos = list(range(0, n_images, 2)), list(range(1, n_images, 2))
+    mods = [{"from": ones, "to": twos, "to_str": "add blue triangle to middle-center"}, {"from": list(twos), "to": list(ones), "to_str": "remove blue triangle"}]
+    split = {"objects_img": objects, "labels": np.array([i % 2 for i in range(n_images)]), "mods": mods}
+    (root / "images").mkdir(parents=True)
+    np.save(root / ORIGINAL_CSS_FILE, np.array({"train": split, "test": split}, dtype=object), allow_pickle=True)
+    rng = np.random.default_rng(0)
+    for name in ("train", "test"):
+        for index in range(n_images):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "images" / f"css_{name}_{index:06d}.png")
+    return root

@@ -129,8 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     css.add_argument("--n-test", "--n_test", dest="n_test", type=int, default=1000, help="test images (paper scale: 19000)")
     css.add_argument("--mods-per-scene", dest="mods_per_scene", type=int, default=4)
     css.add_argument("--overwrite", action="store_true", help="replace an existing data set at --out")
-    check = data.add_parser("check", help="open a data set folder's splits; print counts and what is missing")
-    check.add_argument("--dataset", required=True, help="fashion200k, mitstates, fashionIQ, css, css_original")
+    check = data.add_parser("check", help="open a data set folder's splits and decode every image; print counts and bad files")
+    check.add_argument("--dataset", required=True, help="fashion200k, mitstates, fashionIQ, css, css_original, CUB, Stanford_Dogs")
     check.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", required=True)
     check.add_argument("--category_to_train", default="all", help="Fashion200k or FashionIQ categories (comma-separated)")
     _add_download_parser(data)
@@ -166,7 +166,7 @@ def _run_data(args: argparse.Namespace) -> int:
         from tirg.data.check import check_dataset
 
         options = TrainConfig(dataset=args.dataset, category_to_train=args.category_to_train).dataset_options()
-        ok, lines = check_dataset(args.dataset, args.dataset_path, **options)
+        ok, lines = check_dataset(args.dataset, args.dataset_path, progress=True, **options)
         print("\n".join(lines))
         return 0 if ok else 1
     from tirg.data import CSSGeneratorConfig, generate_css

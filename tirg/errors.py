@@ -17,3 +17,7 @@ class CheckpointError(TirgError, ValueError):
 
 class CacheError(TirgError, ValueError):
     """A feature cache is missing, stale, or does not match what the caller asked for."""
+
+
+class ConfigError(TirgError, ValueError):
+    """A setting has the wrong type or a value out of range; the message names its flag."""

@@ -90,6 +90,7 @@ def compute_and_save(
     dataset = with_query_texts(config, load_dataset(config.dataset, dataset_path, split, **config.dataset_options()))
     if not dataset.queries:
         raise CacheError(f"{config.dataset} {split} at {dataset_path} has no queries to cache")
+    dataset.check_images()
     image_size = config.resolved_image_size()
     images = compute_image_features(model, dataset, image_transform(image_size), batch_size, num_workers, device, progress)
     composed = query_features_for(model, dataset, image_transform(image_size), images, batch_size, num_workers, device, progress)

@@ -39,14 +39,43 @@ from tirg.data.complete_text import complete_text_queries
 from tirg.early_stopping import BEST_CHECKPOINT_NAME, EarlyStopping, ItemView, hold_out, validation_loss
 from tirg.errors import CheckpointError
 from tirg.evaluate import evaluate
-from tirg.losses import BASE_LOSS, weighted_loss
-from tirg.models import ComposeModel, build_model, canonical_model_name
+from tirg.losses import BASE_LOSS, LOSSES, weighted_loss
+from tirg.models import MODELS, ComposeModel, build_model, canonical_model_name
+from tirg.models.image import BACKBONES
 from tirg.runtime import Stream, cuda_devices, resolve_device, seeded_generator
 from tirg.text import Vocabulary
+from tirg.validation import Rule, at_least, check_config, greater_than, one_of
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "latest_checkpoint.pth"
+
+
+# What each setting must be, beyond its annotated type; checked whenever a TrainConfig is built.
+TRAIN_RULES: dict[str, Rule] = {
+    "model": one_of(MODELS, any_case=True),
+    "loss": one_of(LOSSES),
+    "backbone": one_of(BACKBONES),
+    "embed_dim": at_least(1),
+    "num_iters": at_least(0),
+    "batch_size": at_least(2),
+    "learning_rate": greater_than(0),
+    "learning_rate_decay_frequency": at_least(1),
+    "weight_decay": at_least(0),
+    "backbone_lr_factor": at_least(0),
+    "image_size": at_least(1),
+    "pairs_per_source": at_least(1),
+    "loader_num_workers": at_least(0),
+    "eval_every": at_least(0),
+    "val_fraction": ((lambda value: 0 <= value < 1), "a fraction in [0, 1) (0: no validation)"),
+    "patience": at_least(0),
+    "checkpoint_every": at_least(0),
+    "log_every": at_least(0),
+    "seed": at_least(0),
+    "image_reconstruction_weight": at_least(0),
+    "text_reconstruction_weight": at_least(0),
+    "rotational_symmetry_weight": at_least(0),
+}
 
 
 @dataclass
@@ -99,6 +128,9 @@ class TrainConfig:
     image_reconstruction_weight: float = 0.1
     text_reconstruction_weight: float = 0.1
     rotational_symmetry_weight: float = 0.01
+
+    def __post_init__(self) -> None:
+        check_config(self, TRAIN_RULES)
 
     def dataset_options(self) -> dict[str, Any]:
         """The loader options these settings give `load_dataset` for `dataset`."""
@@ -276,6 +308,10 @@ def train(
     trainset = with_query_texts(config, trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options()))
     if evaluate_test:
         testset = with_query_texts(config, testset or load_dataset(config.dataset, config.dataset_path, "test", **config.dataset_options()))
+    # Errors before work: every image file of the splits used is checked (headers, not pixels) before training.
+    trainset.check_images()
+    if evaluate_test:
+        testset.check_images()
     transform = image_transform(config.resolved_image_size())
     pairs = PairView(trainset, transform, config.seed)
     split = hold_out(pairs.sources, config.val_fraction, config.seed, f"{trainset.name} at {trainset.root}") if config.val_fraction > 0 else None

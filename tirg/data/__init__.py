@@ -12,6 +12,7 @@ from tirg.data.fashion200k import Fashion200kDataset
 from tirg.data.fashioniq import FashionIQDataset
 from tirg.data.mitstates import MITStatesDataset
 from tirg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, image_transform
+from tirg.data.verify import ImageProblem, check_image_files, find_image_problems
 
 LOADERS: dict[str, type[RetrievalDataset]] = {
     "css": CSSDataset,
@@ -54,6 +55,7 @@ __all__ = [
     "CSSGeneratorConfig",
     "Fashion200kDataset",
     "FashionIQDataset",
+    "ImageProblem",
     "ImageView",
     "IterationKeyedBatches",
     "LOADERS",
@@ -65,8 +67,10 @@ __all__ = [
     "RetrievalDataset",
     "SeededBatchSampler",
     "SourceGroupedBatchSampler",
+    "check_image_files",
     "default_image_size",
     "default_pairs_per_source",
+    "find_image_problems",
     "generate_css",
     "image_transform",
     "load_dataset",

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from tirg.data.verify import check_image_files, read_rgb
 from tirg.errors import DataError
 from tirg.metrics import encode_captions, recall_at_ks
 from tirg.runtime import seeded_generator
@@ -90,14 +91,11 @@ class RetrievalDataset:
         return {f"R@{k}": value for k, value in recall_at_ks(neighbors, target_labels, gallery_labels, ks).items()}
 
     def load_image(self, index: int) -> Image.Image:
-        path = self.image_files[index]
-        try:
-            with Image.open(path) as image:
-                return image.convert("RGB")
-        except FileNotFoundError:
-            raise DataError(f"{self.name} {self.split}: image {index} is missing: {path}") from None
-        except (UnidentifiedImageError, OSError) as error:
-            raise DataError(f"{self.name} {self.split}: image {index} is not a readable image: {path} ({error})") from None
+        return read_rgb(self.image_files[index], f"{self.name} {self.split}: image {index}")
+
+    def check_images(self) -> None:
+        """Raise DataError naming the first missing, truncated or unreadable image file (a header check)."""
+        check_image_files(self.image_files, f"{self.name} {self.split} at {self.root}")
 
 
 ImageTransform = Callable[[Image.Image], torch.Tensor]

@@ -32,8 +32,9 @@ def _mods_to_examples(dataset: RetrievalDataset, mods: list[dict], text_key: str
             raise DataError(f"{source}: mod {number} ({text!r}) has {len(sources)} 'from' ids but {len(targets)} 'to' ids")
         for source_id, target_id in zip(sources, targets):
             source_id, target_id = int(source_id), int(target_id)
-            if not (0 <= source_id < len(dataset) and 0 <= target_id < len(dataset)):
-                raise DataError(f"{source}: mod {number} ({text!r}) names image {max(source_id, target_id)}, but the split has {len(dataset)}")
+            absent = [i for i in (source_id, target_id) if not 0 <= i < len(dataset)]
+            if absent:
+                raise DataError(f"{source}: mod {number} ({text!r}) of split {dataset.split!r} names image {absent[0]}, but the split has images 0 to {len(dataset) - 1}")
             dataset.pairs.append(Pair(source_id, text, target_id))
             dataset.queries.append(Query(source_id, text, dataset.captions[target_id], target_id))
 

@@ -145,11 +145,12 @@ class Fashion200kDataset(RetrievalDataset):
         names = os.listdir(labels)
         if order == "sorted":
             names.sort()
-        found = {}
+        self.category_label_files: dict[str, Path] = {}
         for name in names:
             match = LABEL_FILE.match(name)
             if match and match["split"] == self.split and (labels / name).is_file():
-                found[match["category"]] = labels / name
+                self.category_label_files[match["category"]] = labels / name
+        found = self.category_label_files
         if not found:
             raise DataError(f"{labels} has no {self.split} label files (<category>_{self.split}_detect_all.txt)")
         if self.categories is None:
@@ -195,20 +196,26 @@ class Fashion200kDataset(RetrievalDataset):
         if not path.is_file():
             raise DataError(f"Fashion200k test query file not found: {path} (TIRG's test_queries.txt: 'source_path target_path' per line)")
         image_of = {file_path: index for index, file_path in enumerate(self.file_paths)}
+        # With a category subset, a query outside it is dropped, but a path in no label file is still an error.
+        labelled = set(self.file_paths) if self.categories is None else self._all_labelled_paths()
         for number, line in enumerate(_read_text(path).splitlines(), start=1):
             fields = line.split()
             if not fields:
                 continue
             if len(fields) != 2:
                 raise DataError(f"{path}:{number}: expected 'source_path target_path', found {len(fields)} fields")
-            absent = [f for f in fields if f not in image_of]
-            if absent:
-                if self.categories is not None:
-                    self.dropped_queries += 1
-                    continue
-                raise DataError(f"{path}:{number}: image {absent[0]} is not in the test label files ({self.root / 'labels'})")
+            unknown = [f for f in fields if f not in labelled]
+            if unknown:
+                raise DataError(f"{path}:{number}: image {unknown[0]} is not in the test label files ({self.root / 'labels'})")
+            if any(f not in image_of for f in fields):
+                self.dropped_queries += 1
+                continue
             source, target = image_of[fields[0]], image_of[fields[1]]
             self.queries.append(Query(source, self.query_text(source, target), self.captions[target], target))
+
+    def _all_labelled_paths(self) -> set[str]:
+        """The image paths of every category's label file of this split, loaded or not."""
+        return {line.split("\t", 1)[0] for path in self.category_label_files.values() for line in _read_text(path).splitlines() if line.strip()}
 
     def query_text(self, source: int, target: int) -> str:
         return self.template.format(*different_words(self.captions[source], self.captions[target]))

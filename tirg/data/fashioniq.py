@@ -126,6 +126,7 @@ class FashionIQDataset(RetrievalDataset):
         split_file = self.root / "image_splits" / f"split.{category}.{SPLIT_FILES[self.split]}.json"
         caption_file = self.root / "captions" / f"cap.{category}.{SPLIT_FILES[self.split]}.json"
         listed = [str(asin) for asin in _read_json_list(split_file)]
+        listed_asins = set(listed)
         if not listed:
             raise DataError(f"{split_file}: an empty category (no images)")
         missing = [asin for asin in listed if asin not in files]
@@ -153,7 +154,7 @@ class FashionIQDataset(RetrievalDataset):
                 keys = "'candidate', 'target', 'captions'" if self.has_targets else "'candidate', 'captions'"
                 raise DataError(f"{caption_file}: entry {number} needs keys {keys}") from None
             for asin in (candidate, target_asin):
-                if asin is not None and asin not in index_of and asin in files:
+                if asin is not None and asin not in listed_asins:
                     raise DataError(f"{caption_file}: entry {number} names image {asin}, which {split_file} does not list")
             if candidate not in index_of or (target_asin is not None and target_asin not in index_of):
                 self.skipped["queries"] += 1

@@ -20,8 +20,22 @@ from tirg.hashing.loss import default_margin, triplet_hashing_loss
 from tirg.hashing.model import HashHead
 from tirg.metrics import encode_captions
 from tirg.runtime import seeded_generator
+from tirg.validation import Rule, at_least, check_config, greater_than
 
 logger = logging.getLogger(__name__)
+
+
+COMPOSED_HASH_RULES: dict[str, Rule] = {
+    "bits": at_least(1),
+    "epochs": at_least(1),
+    "batch_size": at_least(2),
+    "lr": greater_than(0),
+    "margin": greater_than(0),
+    "quantization_weight": at_least(0),
+    "seed": at_least(0),
+}
+# lsh.py's flags for these settings (None: no flag).
+COMPOSED_HASH_FLAGS = {"bits": "--hash-bits", "epochs": None, "batch_size": None, "lr": None, "margin": None, "quantization_weight": None}
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,9 @@ class ComposedHashConfig:
     margin: float | None = None
     quantization_weight: float = 0.1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_config(self, COMPOSED_HASH_RULES, COMPOSED_HASH_FLAGS)
 
 
 def training_pairs(cache: FeatureCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ from torchvision import transforms
 from torchvision.transforms import functional as TF
 
 from tirg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from tirg.data.verify import check_image_files, read_rgb
 from tirg.errors import DataError
 from tirg.runtime import Stream, seeded_generator
 
@@ -45,6 +46,10 @@ class LabeledImages:
     @property
     def num_classes(self) -> int:
         return len(np.unique(self.labels))
+
+    def check_images(self) -> None:
+        """Raise DataError naming the first missing, truncated or unreadable image file (a header check)."""
+        check_image_files(self.files, f"{self.name} {self.split}")
 
 
 def _check_split(split: str) -> None:
@@ -193,8 +198,7 @@ class ImageLabelDataset(torch.utils.data.Dataset):
         return self.transform(self.load(index)), int(self.images.labels[index])
 
     def load(self, index: int) -> Image.Image:
-        with Image.open(self.images.files[index]) as image:
-            return image.convert("RGB")
+        return read_rgb(self.images.files[index], f"{self.images.name} {self.images.split}: image {index}")
 
 
 class AugmentedImages(ImageLabelDataset):

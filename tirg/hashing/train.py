@@ -24,17 +24,44 @@ from torch.utils.data import DataLoader
 from tirg.errors import CheckpointError
 from tirg.fileio import atomic_write, atomic_write_text
 from tirg.hashing.codes import hamming_rank, pack_codes, sign_codes
+from tirg.hashing.data import LOADERS as DATASETS
 from tirg.hashing.data import AugmentedImages, ImageLabelDataset, LabeledImages, eval_transform, load_labeled_images
 from tirg.hashing.loss import default_margin, triplet_hashing_loss
 from tirg.hashing.metrics import mean_average_precision, precision_at_k
 from tirg.hashing.model import HashNet
 from tirg.hashing.sampler import ClassBalancedBatchSampler
 from tirg.runtime import Stream, seeded_generator
+from tirg.validation import Rule, at_least, check_config, greater_than, one_of
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "tirg-hash-checkpoint"
 OPTIMIZERS = ("SGD", "Adam")
+
+
+# What each setting must be, beyond its annotated type; checked whenever a HashTrainConfig is built.
+HASH_TRAIN_RULES: dict[str, Rule] = {
+    "dataset_name": one_of(DATASETS),
+    "binary_bits": at_least(1),
+    "margin": greater_than(0),
+    "lr": greater_than(0),
+    "batch_size": at_least(2),
+    "classes_per_batch": at_least(2),  # a triplet needs a negative class
+    "num_epochs": at_least(1),
+    "optimizer_name": one_of(OPTIMIZERS),
+    "momentum": at_least(0),
+    "weight_decay": at_least(0),
+    "step_lr": at_least(1),
+    "quantization_weight": at_least(0),
+    "image_size": at_least(1),
+    "batches_per_epoch": at_least(1),
+    "eval_every": at_least(1),
+    "eval_batch_size": at_least(1),
+    "num_workers": at_least(0),
+    "seed": at_least(0),
+}
+# `tirg hash train` flags whose names differ from the field's (None: the setting has no flag).
+HASH_FLAGS = {"batch_size": "--batchSize", "eval_batch_size": None}
 
 
 @dataclass
@@ -69,12 +96,9 @@ class HashTrainConfig:
     backbone_weights: str | None = None
 
     def __post_init__(self) -> None:
+        check_config(self, HASH_TRAIN_RULES, HASH_FLAGS)
         if self.batch_size % self.classes_per_batch or self.batch_size < self.classes_per_batch:
             raise ValueError(f"batch_size={self.batch_size} must be a multiple of classes_per_batch={self.classes_per_batch} (--batchSize)")
-        if self.optimizer_name not in OPTIMIZERS:
-            raise ValueError(f"optimizer_name={self.optimizer_name!r}; choose from {OPTIMIZERS} (--optimizer_name)")
-        if self.num_epochs < 1 or self.eval_every < 1:
-            raise ValueError(f"num_epochs={self.num_epochs} and eval_every={self.eval_every} must be >= 1")
 
     def resolved_margin(self) -> float:
         return default_margin(self.binary_bits) if self.margin is None else self.margin
@@ -139,6 +163,8 @@ def train_hashing(config: HashTrainConfig, run_dir: str | Path, progress: bool =
     atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
     trainset = load_labeled_images(config.dataset_name, config.dataset_path, "train")
     testset = load_labeled_images(config.dataset_name, config.dataset_path, "test")
+    trainset.check_images()
+    testset.check_images()
     device = torch.device(config.device)
     # Initialisation draws from torch's global generator: a fork of it seeded from the run makes it
     # reproducible and leaves the caller's generator as it was.
