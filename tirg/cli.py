@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import fields
 
 from tirg.original import VOCABULARY_ORDERS
@@ -119,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", default="images")
     demo.add_argument("--num_iters", "--num-iters", dest="num_iters", type=int, default=None)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--overwrite", action="store_true", help="replace the demo's own earlier results and figures")
 
     from tirg.hashing.cli import add_hash_parser
 
@@ -146,8 +148,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from tensorboardX import SummaryWriter
 
     from tirg.checkpoint import load_checkpoint
+    from tirg.runs import removed_unless_checkpointed
     from tirg.runtime import seed_everything
-    from tirg.train import checkpoint_file, new_run_dir, train
+    from tirg.train import CHECKPOINT_NAME, checkpoint_file, new_run_dir, train
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     if args.resume:
@@ -162,7 +165,9 @@ def _run_train(args: argparse.Namespace) -> int:
         config = TrainConfig(**values)
         run_dir = new_run_dir(config)
     seed_everything(config.seed)
-    with SummaryWriter(str(run_dir)) as writer:
+    # A new run's folder (and the TensorBoard events file in it) goes when the run fails before its first checkpoint.
+    keep = nullcontext() if args.resume else removed_unless_checkpointed(run_dir, (CHECKPOINT_NAME, "best_checkpoint.pth"))
+    with keep, SummaryWriter(str(run_dir)) as writer:
         result = train(config, run_dir=run_dir, resume=args.resume, writer=writer, progress=True)
     print(json.dumps({"run_dir": str(result.run_dir), "iteration": result.iteration, **result.metrics}, indent=2))
     return 0
@@ -214,7 +219,7 @@ def _run_export_checkpoint(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from tirg.demo import DemoConfig, run_demo
 
-    config = DemoConfig(data_dir=args.data, results_dir=args.results, images_dir=args.images, seed=args.seed)
+    config = DemoConfig(data_dir=args.data, results_dir=args.results, images_dir=args.images, seed=args.seed, overwrite=args.overwrite)
     if args.num_iters is not None:
         config.num_iters = args.num_iters
     table = run_demo(config, progress=True)

@@ -17,3 +17,7 @@ class CheckpointError(TirgError, ValueError):
 
 class CacheError(TirgError, ValueError):
     """A feature cache is missing, stale, or does not match what the caller asked for."""
+
+
+class OutputError(TirgError):
+    """An output destination is refused: it holds something this tool did not write, is locked, or is unwritable."""

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,10 @@ from tirg.data import (
 )
 from tirg.data.complete_text import complete_text_queries
 from tirg.evaluate import evaluate
+from tirg.fileio import remove_stale_temporaries
 from tirg.losses import BASE_LOSS, weighted_loss
 from tirg.models import ComposeModel, build_model
+from tirg.runs import new_run_dir as _new_run_dir
 from tirg.runtime import resolve_device, seeded_generator
 from tirg.text import Vocabulary
 
@@ -172,7 +173,8 @@ def with_query_texts(config: TrainConfig, dataset: RetrievalDataset) -> Retrieva
 
 
 def new_run_dir(config: TrainConfig) -> Path:
-    return Path(config.log_dir) / (datetime.now().strftime("%Y%m%d-%H%M%S") + config.comment)
+    """A new folder `log_dir/<time><comment>`, created exclusively: two runs never share one."""
+    return _new_run_dir(config.log_dir, config.comment)
 
 
 def train(
@@ -201,6 +203,7 @@ def train(
         start_iteration = int(state["iteration"])
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)  # from a save killed mid-write
 
     trainset = with_query_texts(config, trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options()))
     testset = None if testset is None else with_query_texts(config, testset)
@@ -235,6 +238,7 @@ def train(
     checkpoint_path = run_dir / CHECKPOINT_NAME
 
     def save(iteration: int) -> None:
+        remove_stale_temporaries(run_dir)
         atomic_torch_save(make_checkpoint(model, config.model, asdict(config), iteration, optimizer, metrics), checkpoint_path)
 
     def run_evaluation(iteration: int) -> None:
