@@ -14,8 +14,9 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
+# --overwrite: the demo replaces only its own earlier results (marked) and the figures it draws.
 demo: $(INSTALLED)
-	$(VENV)/bin/tirg demo
+	$(VENV)/bin/tirg demo --overwrite
 
 test: $(INSTALLED)
 	$(PY) -m pytest -q

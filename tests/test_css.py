@@ -11,7 +11,7 @@ from PIL import Image
 from tirg.data import CSSDataset, CSSGeneratorConfig, OriginalCSSDataset, generate_css, load_dataset
 from tirg.data.css import ORIGINAL_CSS_FILE
 from tirg.data.css_generate import COLORS, render
-from tirg.errors import DataError
+from tirg.errors import DataError, OutputError
 
 
 def _objects(image: dict) -> set[tuple]:
@@ -81,7 +81,7 @@ def test_generation_is_deterministic_for_a_seed(tmp_path):
 def test_generation_refuses_to_overwrite_and_leaves_no_staging_folder(tmp_path):
     config = CSSGeneratorConfig(seed=5, n_train=10, n_test=10)
     generate_css(tmp_path / "css", config)
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(OutputError, match="overwrite"):
         generate_css(tmp_path / "css", config)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["css"]
 

@@ -1,12 +1,15 @@
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from tirg.data import CSSGeneratorConfig
 from tirg.demo import DemoConfig, run_demo
+from tirg.errors import OutputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,3 +41,11 @@ def test_demo_and_scripts_run_end_to_end_at_smoke_size(tmp_path, capsys):
     assert "No hashing (exact)" in capsys.readouterr().out
     assert _script("lsh").main(["--cache", str(tmp_path / "nowhere")]) == 2
     assert "not a feature cache" in capsys.readouterr().err
+
+    # `make demo` twice: the second run (--overwrite) replaces the demo's own results and figures; without it, refused.
+    again = replace(config, models=("imgonly",), overwrite=True)
+    with pytest.raises(OutputError, match="already holds a demo results folder; pass --overwrite"):
+        run_demo(replace(again, overwrite=False))
+    assert run_demo(again)["model"].tolist() == ["imgonly"]
+    assert pd.read_csv(tmp_path / "results" / "recall.csv")["model"].tolist() == ["imgonly"]
+    assert not (tmp_path / "results" / "runs" / "tirg").exists() and not (tmp_path / "results" / "features").exists()

@@ -31,6 +31,10 @@ def test_cli_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["hash", "eval", "--checkpoint", str(run / "checkpoint.pth")]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["map_all"] == pytest.approx(report["final"]["map_all"])  # same codes: eval transform, no randomness
+    before = (run / "checkpoint.pth").read_bytes()
+    assert main(argv) == 2  # its own earlier run is replaced only with --overwrite
+    assert "already holds a hashing run; pass --overwrite" in capsys.readouterr().err
+    assert (run / "checkpoint.pth").read_bytes() == before
 
 
 def test_cli_rejects_a_batch_that_is_not_whole_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

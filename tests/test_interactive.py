@@ -1,5 +1,7 @@
 import importlib.util
 import io
+import json
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 import numpy as np
@@ -10,7 +12,7 @@ from PIL import Image
 from tirg import interactive
 from tirg.checkpoint import load_model
 from tirg.data import load_dataset
-from tirg.errors import CacheError, CheckpointError
+from tirg.errors import CacheError, CheckpointError, OutputError
 from tirg.features import compute_and_save, load_feature_cache
 from tirg.interactive import (
     LiveFigure,
@@ -99,10 +101,18 @@ def test_missing_artefacts_name_the_command_that_creates_them(tmp_path):
 
 def test_fresh_run_dir_refuses_or_replaces_a_run(tmp_path):
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "config.json").write_text("{}")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(asdict(TrainConfig())))
     with pytest.raises(FileExistsError, match="overwrite_run"):
         fresh_run_dir(tmp_path / "run", overwrite=False)
     assert not (fresh_run_dir(tmp_path / "run", overwrite=True)).exists()
+    # A folder that is not a training run is never removed, even with overwrite.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text('{"theme": "dark"}')
+    with pytest.raises(OutputError, match=r"holds no tirg training run but config.json"):
+        fresh_run_dir(tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "config.json").read_text() == '{"theme": "dark"}'
+    with pytest.raises(OutputError, match="is a file"):
+        fresh_run_dir(tmp_path / "mine" / "config.json", overwrite=True)
 
 
 def test_tensorboard_is_skipped_with_a_note_when_not_installed(monkeypatch, tmp_path):

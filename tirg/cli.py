@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import fields
 
 from tirg.original import VOCABULARY_ORDERS
@@ -152,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--images", default="images")
     demo.add_argument("--num_iters", "--num-iters", dest="num_iters", type=int, default=None)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--overwrite", action="store_true", help="replace the demo's own earlier results and figures")
 
     from tirg.hashing.cli import add_hash_parser
 
@@ -180,8 +182,10 @@ def _run_data(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from tensorboardX import SummaryWriter
 
+    from tirg.early_stopping import BEST_CHECKPOINT_NAME
+    from tirg.runs import removed_unless_checkpointed
     from tirg.runtime import seed_everything
-    from tirg.train import checkpoint_file, new_run_dir, resume_config, train
+    from tirg.train import CHECKPOINT_NAME, checkpoint_file, new_run_dir, resume_config, train
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     use_bert = getattr(args, "use_bert", None)
@@ -205,7 +209,9 @@ def _run_train(args: argparse.Namespace) -> int:
         config = TrainConfig(**given)
         run_dir = new_run_dir(config)
     seed_everything(config.seed)
-    with SummaryWriter(str(run_dir)) as writer:
+    # A new run's folder (and the TensorBoard events file in it) goes when the run fails before its first checkpoint.
+    keep = nullcontext() if args.resume else removed_unless_checkpointed(run_dir, (CHECKPOINT_NAME, BEST_CHECKPOINT_NAME))
+    with keep, SummaryWriter(str(run_dir)) as writer:
         result = train(config, run_dir=run_dir, resume=args.resume, writer=writer, progress=True)
     summary = {"run_dir": str(result.run_dir), "iteration": result.iteration, **result.metrics}
     if result.best_checkpoint is not None:
@@ -261,7 +267,7 @@ def _run_export_checkpoint(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     from tirg.demo import DemoConfig, run_demo
 
-    config = DemoConfig(data_dir=args.data, results_dir=args.results, images_dir=args.images, seed=args.seed)
+    config = DemoConfig(data_dir=args.data, results_dir=args.results, images_dir=args.images, seed=args.seed, overwrite=args.overwrite)
     if args.num_iters is not None:
         config.num_iters = args.num_iters
     table = run_demo(config, progress=True)

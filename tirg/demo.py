@@ -18,13 +18,18 @@ import pandas as pd
 
 from tirg.data import CSSGeneratorConfig, RetrievalDataset, generate_css, load_dataset
 from tirg.features import FeatureCache, compute_and_save, load_feature_cache
-from tirg.fileio import atomic_write_text
+from tirg.data.css_generate import CSS_DATA, DESCRIPTION_FILE
+from tirg.fileio import atomic_directory, atomic_write, atomic_write_text, check_output_dir, check_output_file, marked_kind
 from tirg.index import exact_search
 from tirg.plots import plot_recall_per_model, plot_retrieval
 from tirg.runtime import resolve_device, seed_everything
-from tirg.train import TrainConfig, train
+from tirg.train import CHECKPOINT_NAME, TrainConfig, train
 
 logger = logging.getLogger(__name__)
+
+DEMO_RESULTS = marked_kind("demo results folder", "tirg-demo-results", ("runs", "recall.csv", "recall.md", "features", "lsh"))
+# The figures the demo writes into images_dir (the README shows them).
+DEMO_FIGURES = ("recall_per_model.png", "retrieval_example.png", "lsh_recall_vs_time.png", "lsh_recall_at_k.png")
 
 
 @dataclass
@@ -41,6 +46,7 @@ class DemoConfig:
     learning_rate: float = 1e-2
     seed: int = 0
     device: str = "auto"
+    overwrite: bool = False  # replace the demo's own earlier results and figures
     data: CSSGeneratorConfig = field(default_factory=CSSGeneratorConfig)
 
 
@@ -53,37 +59,58 @@ def recall_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_demo(config: DemoConfig, progress: bool = False) -> pd.DataFrame:
-    """Run the whole demo; returns the recall table (also written to results_dir)."""
+def check_demo_outputs(config: DemoConfig) -> None:
+    """Refuse, before any work, a data, results or figure destination whose contents the demo did not write."""
     data_dir = Path(config.data_dir)
-    if not (data_dir / "css.json").exists():
+    if not (data_dir / DESCRIPTION_FILE).exists():
+        check_output_dir(data_dir, CSS_DATA)
+    check_output_dir(config.results_dir, DEMO_RESULTS, config.overwrite)
+    for name in DEMO_FIGURES:
+        check_output_file(Path(config.images_dir) / name, config.overwrite)
+
+
+def run_demo(config: DemoConfig, progress: bool = False) -> pd.DataFrame:
+    """Run the whole demo; returns the recall table (also written to results_dir).
+
+    The training runs and recall tables are written into a staging folder that replaces
+    results_dir when they are complete; the feature cache and search comparison follow in it.
+    """
+    check_demo_outputs(config)
+    data_dir = Path(config.data_dir)
+    if not (data_dir / DESCRIPTION_FILE).exists():
         logger.info("generating the CSS data set in %s", data_dir)
         generate_css(data_dir, config.data)
     results_dir = Path(config.results_dir)
-    rows, checkpoints = [], {}
+    with atomic_directory(results_dir, DEMO_RESULTS, config.overwrite) as staging:
+        table = _train_models(config, data_dir, staging, progress)
+        atomic_write_text(staging / "recall.csv", table.to_csv(index=False))
+        atomic_write_text(staging / "recall.md", recall_markdown(table))
+    images_dir = Path(config.images_dir)
+    plot_recall_per_model(table, images_dir / "recall_per_model.png")
+    if "tirg" in config.models:
+        # One pass over the test images serves the retrieval example and the search comparison.
+        checkpoint = results_dir / "runs" / "tirg" / CHECKPOINT_NAME
+        cache_dir = compute_and_save(checkpoint, results_dir / "features" / "css_test", device=resolve_device(config.device))
+        cache = load_feature_cache(cache_dir, checkpoint=checkpoint)
+        save_retrieval_example(cache, load_dataset("css", data_dir, "test"), images_dir / "retrieval_example.png", config.seed)
+        compare_search_methods(cache, results_dir, images_dir, config)
+    return table
+
+
+def _train_models(config: DemoConfig, data_dir: Path, results_dir: Path, progress: bool) -> pd.DataFrame:
+    """Train each model into results_dir/runs/<model> with the same data, seed and budget; their test recall."""
+    rows = []
     for model in config.models:
         seed_everything(config.seed)
         train_config = TrainConfig(
             dataset="css", dataset_path=str(data_dir), model=model, loss=config.loss, num_iters=config.num_iters,
             batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed, device=config.device,
-            log_dir=str(results_dir / "runs"), comment=model, checkpoint_every=config.num_iters,
+            log_dir=str(Path(config.results_dir) / "runs"), comment=model, checkpoint_every=config.num_iters,
         )  # fmt: skip
         started = time.perf_counter()
         result = train(train_config, run_dir=results_dir / "runs" / model, progress=progress)
-        checkpoints[model] = result.checkpoint
         rows.append({"model": model, **result.metrics, "train_seconds": round(time.perf_counter() - started, 1)})
-    table = pd.DataFrame(rows)
-    atomic_write_text(results_dir / "recall.csv", table.to_csv(index=False))
-    atomic_write_text(results_dir / "recall.md", recall_markdown(table))
-    images_dir = Path(config.images_dir)
-    plot_recall_per_model(table, images_dir / "recall_per_model.png")
-    if "tirg" in checkpoints:
-        # One pass over the test images serves the retrieval example and the search comparison.
-        cache_dir = compute_and_save(checkpoints["tirg"], results_dir / "features" / "css_test", device=resolve_device(config.device))
-        cache = load_feature_cache(cache_dir, checkpoint=checkpoints["tirg"])
-        save_retrieval_example(cache, load_dataset("css", data_dir, "test"), images_dir / "retrieval_example.png", config.seed)
-        compare_search_methods(cache, results_dir, images_dir, config)
-    return table
+    return pd.DataFrame(rows)
 
 
 def compare_search_methods(cache: FeatureCache, results_dir: Path, images_dir: Path, config: DemoConfig) -> str:
@@ -97,8 +124,7 @@ def compare_search_methods(cache: FeatureCache, results_dir: Path, images_dir: P
     written = write_outputs(comparison, results_dir / "lsh", compare_config.overlap_target, compare_config.ks)
     for path in written:
         if path.suffix == ".png":
-            images_dir.mkdir(parents=True, exist_ok=True)
-            (images_dir / f"lsh_{path.name}").write_bytes(path.read_bytes())
+            atomic_write(images_dir / f"lsh_{path.name}", lambda f, png=path.read_bytes(): f.write(png))
     table = two_row_table(comparison.summary, compare_config.overlap_target, max(compare_config.ks))
     within = fastest_lsh_within_recall(comparison.summary, k=100, max_gap=0.01)
     exact = comparison.summary[comparison.summary["family"] == "exact"].iloc[0]

@@ -21,3 +21,7 @@ class CacheError(TirgError, ValueError):
 
 class ConfigError(TirgError, ValueError):
     """A setting has the wrong type or a value out of range; the message names its flag."""
+
+
+class OutputError(TirgError):
+    """An output destination is refused: it holds something this tool did not write, is locked, or is unwritable."""

@@ -29,7 +29,7 @@ from tirg.checkpoint import load_model
 from tirg.data import IMAGENET_MEAN, IMAGENET_STD, image_transform, load_dataset
 from tirg.errors import CacheError
 from tirg.evaluate import compute_image_features, l2_normalize, query_features_for
-from tirg.fileio import atomic_directory
+from tirg.fileio import OutputKind, atomic_directory, check_output_dir
 from tirg.train import TrainConfig, with_query_texts
 
 FORMAT = "tirg-feature-cache"
@@ -41,6 +41,8 @@ ARRAYS = {
     "query_sources": np.int64,
     "query_targets": np.int64,
 }
+TABLES = ("queries.csv", "gallery.csv")
+FEATURE_CACHE = OutputKind("feature cache", MANIFEST, FORMAT, frozenset((MANIFEST, *TABLES, *(f"{name}.npy" for name in ARRAYS))))
 # Manifest fields a caller may pin when loading.
 MATCHED_FIELDS = ("model", "checkpoint_sha256", "dataset", "split", "dim", "normalized")
 
@@ -82,8 +84,14 @@ def compute_and_save(
     num_workers: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    overwrite: bool = False,
 ) -> Path:
-    """Compute the features of `split` with `checkpoint` and write a cache to `out_dir` (atomically)."""
+    """Compute the features of `split` with `checkpoint` and write a cache to `out_dir` (atomically).
+
+    `out_dir` must be absent, empty, or (with `overwrite`) an earlier feature cache; anything else
+    is refused before the model is loaded (tirg.fileio.check_output_dir).
+    """
+    check_output_dir(out_dir, FEATURE_CACHE, overwrite)
     model, state = load_model(checkpoint, device)
     config = TrainConfig.from_dict(state["config"])
     dataset_path = dataset_path or config.dataset_path
@@ -127,11 +135,13 @@ def compute_and_save(
         }
     )
     gallery = pd.DataFrame({"path": [str(p) for p in dataset.image_files], "caption": dataset.captions})
-    return _write_cache(Path(out_dir), arrays, queries, gallery, manifest)
+    return _write_cache(Path(out_dir), arrays, queries, gallery, manifest, overwrite)
 
 
-def _write_cache(out_dir: Path, arrays: dict[str, np.ndarray], queries: pd.DataFrame, gallery: pd.DataFrame, manifest: dict) -> Path:
-    with atomic_directory(out_dir) as staging:
+def _write_cache(
+    out_dir: Path, arrays: dict[str, np.ndarray], queries: pd.DataFrame, gallery: pd.DataFrame, manifest: dict, overwrite: bool
+) -> Path:
+    with atomic_directory(out_dir, FEATURE_CACHE, overwrite) as staging:
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", array, allow_pickle=False)
         queries.to_csv(staging / "queries.csv", index=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -19,9 +20,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from tirg.data import RetrievalDataset
-from tirg.errors import CacheError, CheckpointError, DataError, TirgError
+from tirg.errors import CacheError, CheckpointError, DataError, OutputError, TirgError
 from tirg.features import MANIFEST, FeatureCache
-from tirg.fileio import atomic_write
+from tirg.fileio import atomic_write, describe_entries
 from tirg.models import ComposeModel
 from tirg.plots_notebooks import figure_png, training_curves_figure
 from tirg.retrieval import cache_query_figure, custom_query_figure
@@ -82,13 +83,29 @@ def require_feature_cache(path: str | Path, checkpoint: str | Path) -> Path:
 
 
 def fresh_run_dir(path: str | Path, overwrite: bool) -> Path:
-    """A run folder to train into: refused if it holds a run, unless `overwrite` (then the old run is removed)."""
+    """A run folder to train into: absent, empty, or an earlier training run, removed only with `overwrite`.
+
+    Anything else (a file, a folder without a tirg run's config.json) is refused, whatever `overwrite` says.
+    """
     path = Path(path)
-    if (path / "config.json").is_file():
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"run_dir {path} is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()):
+        if not _holds_training_run(path):
+            raise OutputError(f"refusing to train into {path}: it holds no tirg training run but {describe_entries(path)}")
         if not overwrite:
             raise FileExistsError(f"{path} already holds a run; choose another run_dir or set overwrite_run = True")
         shutil.rmtree(path)
     return path
+
+
+def _holds_training_run(path: Path) -> bool:
+    """Whether `path/config.json` holds the settings `tirg.train` writes there."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"dataset", "model", "num_iters"} <= config.keys()
 
 
 class LiveFigure:

@@ -8,7 +8,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,11 @@ from tirg.data.complete_text import complete_text_queries
 from tirg.early_stopping import BEST_CHECKPOINT_NAME, EarlyStopping, ItemView, hold_out, validation_loss
 from tirg.errors import CheckpointError
 from tirg.evaluate import evaluate
+from tirg.fileio import remove_stale_temporaries
 from tirg.losses import BASE_LOSS, LOSSES, weighted_loss
 from tirg.models import MODELS, ComposeModel, build_model, canonical_model_name
 from tirg.models.image import BACKBONES
+from tirg.runs import new_run_dir as _new_run_dir
 from tirg.runtime import Stream, cuda_devices, resolve_device, seeded_generator
 from tirg.text import Vocabulary
 from tirg.validation import Rule, at_least, check_config, greater_than, one_of
@@ -267,7 +268,8 @@ def with_query_texts(config: TrainConfig, dataset: RetrievalDataset) -> Retrieva
 
 
 def new_run_dir(config: TrainConfig) -> Path:
-    return Path(config.log_dir) / (datetime.now().strftime("%Y%m%d-%H%M%S") + config.comment)
+    """A new folder `log_dir/<time><comment>`, created exclusively: two runs never share one."""
+    return _new_run_dir(config.log_dir, config.comment)
 
 
 def train(
@@ -304,6 +306,7 @@ def train(
         start_iteration = int(state["iteration"])
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(run_dir)  # from a save killed mid-write
 
     trainset = with_query_texts(config, trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options()))
     if evaluate_test:
@@ -352,6 +355,7 @@ def train(
     best_path = run_dir / BEST_CHECKPOINT_NAME
 
     def save(iteration: int, path: Path = checkpoint_path) -> None:
+        remove_stale_temporaries(run_dir)
         atomic_torch_save(make_checkpoint(model, config.model, asdict(config), iteration, optimizer, metrics, stopping.state_dict()), path)
 
     points: list[dict[str, Any]] = []

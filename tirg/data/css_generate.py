@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tirg.fileio import atomic_directory
+from tirg.fileio import OutputKind, atomic_directory
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "gray": (87, 87, 87),
@@ -45,6 +45,7 @@ GRID_FRACTIONS = (0.2, 0.5, 0.8)
 IMAGE_SIZE = 64
 DESCRIPTION_FILE = "css.json"
 FORMAT = "tirg-css-generated"
+CSS_DATA = OutputKind("generated CSS data set", DESCRIPTION_FILE, FORMAT, frozenset((DESCRIPTION_FILE, "images")))
 
 # (row, column, colour, shape, size); a scene is a sorted tuple of these, one per grid cell at most.
 SceneObject = tuple[int, int, str, str, str]
@@ -211,15 +212,15 @@ def scene_to_json(scene: Scene) -> list[dict]:
 def generate_css(out_dir: str | os.PathLike, config: CSSGeneratorConfig = CSSGeneratorConfig(), overwrite: bool = False) -> Path:
     """Write images/<split>/<id>.png and css.json under `out_dir`; returns the JSON path.
 
+    `out_dir` must be absent, empty, or (with `overwrite`) an earlier generated CSS data set;
+    anything else is refused before any image is drawn (tirg.fileio.check_output_dir).
     Everything is written into a temporary folder beside `out_dir` and renamed into place at
     the end, so an interrupted run never leaves a half-written data set behind.
     """
     out_dir = Path(out_dir)
-    if (out_dir / DESCRIPTION_FILE).exists() and not overwrite:
-        raise FileExistsError(f"{out_dir / DESCRIPTION_FILE} exists; pass overwrite=True (--overwrite) to replace it")
     rng = np.random.default_rng(config.seed)
     novel = choose_novel_compositions(rng, config.n_novel_compositions)
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, CSS_DATA, overwrite) as staging:
         description: dict = {
             "format": FORMAT,
             "version": 1,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from pathlib import Path
 
 from tirg.hashing.train import OPTIMIZERS, HashTrainConfig
+from tirg.runs import new_run_dir, removed_unless_checkpointed
+
+DEFAULT_LOG_DIR = Path("runs") / "hash"
 
 _DEFAULTS = HashTrainConfig()
 
@@ -37,7 +39,8 @@ def add_hash_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--num_workers", type=int, default=_DEFAULTS.num_workers)
     train.add_argument("--backbone_weights", default=None, help="torchvision ResNet-18 state dict (e.g. ImageNet)")
     train.add_argument("--ngpu", default=None, help="accepted for the original's command line and ignored (use --device)")
-    train.add_argument("--out", default=None, help="run folder (default: runs/hash/<time>_<dataset>_<bits>bits)")
+    train.add_argument("--out", default=None, help="run folder: absent or empty (default: a new runs/hash/<time>_<dataset>_<bits>bits)")
+    train.add_argument("--overwrite", action="store_true", help="replace the hashing run already at --out (nothing else is ever replaced)")
 
     evaluation = sub.add_parser("eval", help="mAP@all of a hashing checkpoint (test queries vs training database)")
     evaluation.add_argument("--checkpoint", required=True)
@@ -54,9 +57,13 @@ def run_hash(args: argparse.Namespace) -> int:
     if args.hash_command == "train":
         names = [n for n in HashTrainConfig.__dataclass_fields__ if hasattr(args, n)]
         config = HashTrainConfig(**{n: getattr(args, n) for n in names})
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.out or f"runs/hash/{stamp}_{config.dataset_name}_{config.binary_bits}bits")
-        result = train_hashing(config, run_dir, progress=True)
+        if args.out:
+            run_dir = Path(args.out)
+            result = train_hashing(config, run_dir, progress=True, overwrite=args.overwrite)
+        else:
+            run_dir = new_run_dir(DEFAULT_LOG_DIR, f"_{config.dataset_name}_{config.binary_bits}bits")
+            with removed_unless_checkpointed(run_dir, ("checkpoint.pth",)):
+                result = train_hashing(config, run_dir, progress=True)
         report = {
             "run_dir": str(run_dir),
             "final": result.final.as_dict(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tirg.errors import CheckpointError
-from tirg.fileio import atomic_write, atomic_write_text
+from tirg.fileio import atomic_directory, atomic_write, atomic_write_text, marked_kind
 from tirg.hashing.codes import hamming_rank, pack_codes, sign_codes
 from tirg.hashing.data import LOADERS as DATASETS
 from tirg.hashing.data import AugmentedImages, ImageLabelDataset, LabeledImages, eval_transform, load_labeled_images
@@ -36,6 +36,8 @@ from tirg.validation import Rule, at_least, check_config, greater_than, one_of
 logger = logging.getLogger(__name__)
 
 FORMAT = "tirg-hash-checkpoint"
+RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pth", "result.json")
+HASH_RUN = marked_kind("hashing run", "tirg-hash-run", RUN_FILES)
 OPTIMIZERS = ("SGD", "Adam")
 
 
@@ -156,10 +158,20 @@ def evaluate_codes(query_codes: np.ndarray, query_labels: np.ndarray, database_c
     )
 
 
-def train_hashing(config: HashTrainConfig, run_dir: str | Path, progress: bool = False) -> HashTrainResult:
-    """Train HashNet on the training split; evaluate every `eval_every` epochs and after the last."""
+def train_hashing(config: HashTrainConfig, run_dir: str | Path, progress: bool = False, overwrite: bool = False) -> HashTrainResult:
+    """Train HashNet on the training split; evaluate every `eval_every` epochs and after the last.
+
+    The run is written into a staging folder and swapped into `run_dir` when it ends, so a failed or
+    killed run leaves no partial run behind. `run_dir` must be absent, empty, or (with `overwrite`)
+    an earlier hashing run; anything else is refused before training (tirg.fileio.check_output_dir).
+    """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_directory(run_dir, HASH_RUN, overwrite) as staging:
+        result = _train_into(config, staging, progress)
+    return replace(result, run_dir=run_dir)
+
+
+def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashTrainResult:
     atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
     trainset = load_labeled_images(config.dataset_name, config.dataset_path, "train")
     testset = load_labeled_images(config.dataset_name, config.dataset_path, "test")
