@@ -156,7 +156,7 @@ def test_old_caches_are_refused_with_the_command_that_recomputes_them(fiq_cache,
     for field in ("dataset_options", "text", "protocol"):
         del manifest[field]
     (old / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
-    with pytest.raises(CacheError, match=rf"version 1, this tirg reads version 2 .*python compute_and_save.py --checkpoint .* --out {old}"):
+    with pytest.raises(CacheError, match=rf"version 1, this tirg reads version 2 .*python compute_and_save.py --checkpoint .* --out {old} --overwrite"):
         load_feature_cache(old)
 
 

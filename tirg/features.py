@@ -189,7 +189,7 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
         raise CacheError(
             f"{manifest_path}: cache format version {manifest.get('version')!r}, this tirg reads version {VERSION} "
             "(which records the data set options, query texts and retrieval protocol); recompute it with "
-            f"`python compute_and_save.py --checkpoint {manifest.get('checkpoint', 'CHECKPOINT')} --out {path}`"
+            f"`python compute_and_save.py --checkpoint {manifest.get('checkpoint', 'CHECKPOINT')} --out {path} --overwrite`"
         )
     wanted = dict(expect or {})
     unknown = set(wanted) - set(MATCHED_FIELDS)
