@@ -16,13 +16,15 @@ from pathlib import Path
 
 from tirg.compare import CompareConfig, compare_feature_cache, two_row_table, write_outputs
 from tirg.errors import TirgError
-from tirg.features import load_feature_cache
+from tirg.features import check_same_checkpoint, dataset_for_cache, load_feature_cache
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", required=True, help="feature cache folder written by compute_and_save.py")
     parser.add_argument("--out", default="results/lsh", help="folder for the CSV, table and plots")
+    parser.add_argument("--dataset_path", "--dataset-path", dest="dataset_path",
+                        help="where the cache's data set is now (default: the path in its manifest); it scores the queries")
     parser.add_argument("--repeats", type=int, default=5, help="random query samples")
     parser.add_argument("--queries", type=int, default=5000, help="queries per sample (capped at the cache's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cache = load_feature_cache(args.cache)
+        dataset = dataset_for_cache(cache, args.dataset_path)
         config = CompareConfig(n_repeats=args.repeats, n_queries=args.queries, seed=args.seed, faiss=not args.no_faiss)
         extra = []
         if args.learned_hash_cache:
@@ -43,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             from tirg.hashing.composed import ComposedHashConfig, train_hash_head_on_cache
 
             train_cache = load_feature_cache(args.learned_hash_cache, expect={"split": "train"})
+            check_same_checkpoint(cache, train_cache, "--learned-hash-cache")
             heads = [train_hash_head_on_cache(train_cache, ComposedHashConfig(bits=b, seed=args.seed)) for b in args.hash_bits]
             extra = learned_vs_random_methods([h.planes for h in heads], args.hash_radii, seed=args.seed)
-        comparison = compare_feature_cache(cache, config, extra)
+        comparison = compare_feature_cache(cache, config, extra, dataset)
     except (TirgError, ValueError, ImportError) as error:
         print(f"lsh.py: error: {error}", file=sys.stderr)
         return 2

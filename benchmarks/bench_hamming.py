@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import numpy as np
 
 from tirg.fileio import atomic_write_text
-from tirg.hashing.codes import hamming_rank
+from tirg.hashing.codes import available_cpus, hamming_rank
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise AssertionError("hamming_rank and IndexBinaryFlat disagree on the top-k distances")
     result = {
         "queries": args.queries, "database": args.database, "bits": args.bits, "k": args.k, "repeats": args.repeats,
-        "cpus": len(os.sched_getaffinity(0)), "faiss_threads": faiss.omp_get_max_threads(),
+        "cpus": available_cpus(), "faiss_threads": faiss.omp_get_max_threads(),
         "hamming_rank_s": ours, "faiss_s": theirs,
         "ratio_median": float(np.median(ours) / np.median(theirs)),
     }  # fmt: skip

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tirg.hashing.codes import hamming_distances, hamming_rank, pack_codes, sign_codes, unpack_codes
+from tirg.hashing import codes
+from tirg.hashing.codes import available_cpus, hamming_distances, hamming_rank, pack_codes, sign_codes, unpack_codes
 
 
 def naive_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -71,3 +72,17 @@ def test_bad_inputs() -> None:
         hamming_rank(np.zeros((2, 2), dtype=np.uint64), np.zeros((2, 1), dtype=np.uint64))
     with pytest.raises(ValueError, match="k=3 must be between 1 and the database size 2"):
         hamming_rank(np.zeros((2, 1), dtype=np.uint64), np.zeros((2, 1), dtype=np.uint64), k=3)
+
+
+def test_cpu_count_falls_back_where_there_is_no_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codes.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert available_cpus() == 3
+    # macOS and Windows have no os.sched_getaffinity.
+    monkeypatch.delattr(codes.os, "sched_getaffinity")
+    monkeypatch.setattr(codes.os, "cpu_count", lambda: 5)
+    assert available_cpus() == 5
+    monkeypatch.setattr(codes.os, "cpu_count", lambda: None)
+    assert available_cpus() == 1
+    queries, database = pack_codes(sign_codes(np.eye(4, 8) - 0.5)), pack_codes(sign_codes(np.eye(6, 8) - 0.5))
+    # Each query matches its own row (distance 0), then every other row is 2 bits away: ties go to the lower index.
+    assert hamming_rank(queries, database, k=2)[1].tolist() == [[0, 1], [1, 0], [2, 0], [3, 0]]

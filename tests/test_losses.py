@@ -74,3 +74,73 @@ def test_soft_triplet_sampling_follows_the_generator():
 def test_soft_triplet_needs_two_pairs():
     with pytest.raises(ValueError, match="at least 2"):
         soft_triplet_loss(torch.randn(1, 3), torch.randn(1, 3), torch.Generator())
+
+
+# Every (anchor, positive, negative) of the pool [composed; targets] with B = 2 (all kept: 2 negatives < 3).
+TWO_PAIR_TRIPLETS = [(0, 2, 1), (0, 2, 3), (1, 3, 0), (1, 3, 2), (2, 0, 1), (2, 0, 3), (3, 1, 0), (3, 1, 2)]
+
+
+def handwritten_backward(pool: list[list[float]], triplets: list[tuple[int, int, int]]) -> list[list[float]]:
+    """google/tirg's MyTripletLossFunc.backward, as plain Python: per triplet (i, j, k),
+    f = sigmoid(d_ij - d_ik) and the rows move by +-f (x_i - x_j) / T and -+f (x_i - x_k) / T."""
+    n_triplets = len(triplets)
+    grad = [[0.0] * len(pool[0]) for _ in pool]
+    d = [[sum((a - b) ** 2 for a, b in zip(x, y)) for y in pool] for x in pool]
+    for i, j, k in triplets:
+        f = 1.0 - 1.0 / (1.0 + math.exp(d[i][j] - d[i][k]))
+        for c in range(len(pool[0])):
+            grad[i][c] += f * (pool[i][c] - pool[j][c]) / n_triplets
+            grad[j][c] += f * (pool[j][c] - pool[i][c]) / n_triplets
+            grad[i][c] -= f * (pool[i][c] - pool[k][c]) / n_triplets
+            grad[k][c] -= f * (pool[k][c] - pool[i][c]) / n_triplets
+    return grad
+
+
+def soft_triplet_gradients(gradient: str) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """(loss value, gradient of the pool through soft_triplet_loss, exact autograd gradient) on two hand-built pairs."""
+    composed = torch.tensor([[0.0, 0.0], [1.0, 0.0]], requires_grad=True)
+    targets = torch.tensor([[0.0, 1.0], [2.0, 0.0]], requires_grad=True)
+    loss = soft_triplet_loss(composed, targets, torch.Generator().manual_seed(0), gradient=gradient)
+    loss.backward()
+    ours = torch.cat([composed.grad, targets.grad])
+    pool = torch.cat([composed, targets]).detach().requires_grad_(True)
+    reference_value = sum(
+        torch.log1p(torch.exp((pool[i] - pool[j]).square().sum() - (pool[i] - pool[k]).square().sum())) for i, j, k in TWO_PAIR_TRIPLETS
+    ) / len(TWO_PAIR_TRIPLETS)
+    reference_value.backward()
+    return loss.item(), ours, pool.grad
+
+
+
+def test_soft_triplet_default_gradient_is_the_originals_half_step_with_the_same_value():
+    value, ours, exact = soft_triplet_gradients("original")
+    # The same hand-computed value as test_soft_triplet_by_hand_on_two_pairs.
+    expected = sum(softplus(x) for x in (0, -3, 0, -1, -1, -4, -3, -4)) / 8
+    assert value == pytest.approx(expected, rel=1e-6)
+    assert torch.allclose(ours, 0.5 * exact, atol=1e-7)
+    assert (ours.norm() / exact.norm()).item() == pytest.approx(0.5, abs=1e-6)
+    pool = [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0]]
+    assert torch.allclose(ours, torch.tensor(handwritten_backward(pool, TWO_PAIR_TRIPLETS)), atol=1e-6)
+
+
+def test_soft_triplet_autograd_option_gives_the_exact_gradient_and_the_same_value():
+    value, ours, exact = soft_triplet_gradients("autograd")
+    assert value == soft_triplet_gradients("original")[0]
+    assert torch.allclose(ours, exact, atol=1e-7)
+    assert (ours.norm() / exact.norm()).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_soft_triplet_losses_by_name():
+    from tirg.losses import LOSSES, compute_loss
+
+    composed = torch.tensor([[0.0, 0.0], [1.0, 0.0]], requires_grad=True)
+    targets = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
+    grads = {}
+    for name in ("soft_triplet", "soft_triplet_autograd"):
+        assert name in LOSSES
+        composed.grad = None
+        compute_loss(name, composed, targets, torch.Generator().manual_seed(0)).backward()
+        grads[name] = composed.grad.clone()
+    assert torch.allclose(grads["soft_triplet"], 0.5 * grads["soft_triplet_autograd"])
+    with pytest.raises(ValueError, match="gradient='half'"):
+        soft_triplet_loss(composed, targets, torch.Generator(), gradient="half")

@@ -33,3 +33,18 @@ def test_notebook_runs_and_writes_figures(tmp_path: Path, monkeypatch: pytest.Mo
     for name in FIGURES:
         with Image.open(figures / name) as image:
             assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_without_the_data_set_the_notebook_stops_saying_where_cub_comes_from(tmp_path: Path) -> None:
+    from notebook_runner import NotebookCellError, parameters_cell_index, run_notebook
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    parameters = notebook.cells[parameters_cell_index(notebook)].source
+    assert "shared" not in parameters, "the default dataset_path must not point outside the clone"
+    with pytest.raises(NotebookCellError) as raised:
+        run_notebook(NOTEBOOK, {"repo_root": str(tmp_path), "smoke": True}, tmp_path)
+    error = raised.value
+    assert error.ename == "DataError" and "require_hashing_dataset(" in error.source
+    assert str(tmp_path / "data" / "CUB_200_2011") in error.evalue
+    assert "https://www.vision.caltech.edu/datasets/cub_200_2011/" in error.evalue and "`dataset_path`" in error.evalue
+    assert not (tmp_path / "results").exists()

@@ -7,7 +7,7 @@ the top-level scripts and the notebooks are thin layers over these functions.
 from tirg.checkpoint import load_checkpoint, load_model
 from tirg.data import CSSGeneratorConfig, generate_css, image_transform, load_dataset
 from tirg.evaluate import compute_image_features, compute_query_features, evaluate, recall_from_features
-from tirg.features import compute_and_save, load_feature_cache
+from tirg.features import compute_and_save, dataset_for_cache, load_feature_cache
 from tirg.index import exact_search
 from tirg.metrics import recall_at_ks
 from tirg.models import build_model
@@ -22,6 +22,7 @@ __all__ = [
     "compute_and_save",
     "compute_image_features",
     "compute_query_features",
+    "dataset_for_cache",
     "evaluate",
     "exact_search",
     "generate_css",

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tirg.data import RetrievalDataset
 from tirg.index.checks import as_exclude, as_features
 from tirg.index.exact import exact_search
-from tirg.features import FeatureCache
+from tirg.features import FeatureCache, dataset_for_cache
 from tirg.index.lsh import LSHConfig, LSHIndex
-from tirg.metrics import DEFAULT_KS, encode_captions, recall_at_ks
+from tirg.metrics import DEFAULT_KS, recall_at_ks
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,25 @@ class Method:
 
 
 @dataclass(frozen=True)
+class DatasetScore:
+    """Task recall@k of a sample of queries under the data set's own rules, and how deep to search for it.
+
+    `retrieval_metrics` decides what a hit is (TIRG's caption match; FashionIQ's target ASIN after
+    de-duplication, averaged over categories) and `search_depth` how many ids that needs.
+    """
+
+    dataset: RetrievalDataset
+
+    def depth(self, ks: Sequence[int]) -> int:
+        return self.dataset.search_depth(ks)
+
+    def __call__(self, rows: np.ndarray, ids: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
+        """recall@k for each k of queries `rows`, from their ranked gallery ids [len(rows), depth]."""
+        metrics = self.dataset.query_subset(rows).retrieval_metrics(ids, ks)
+        return {k: metrics[f"R@{k}"] for k in ks}
+
+
+@dataclass(frozen=True)
 class Comparison:
     runs: pd.DataFrame  # one row per (method, sample)
     summary: pd.DataFrame  # one row per method: *_mean and *_std columns, build_s, bucket statistics
@@ -115,10 +135,11 @@ def run_comparison(
     queries: np.ndarray,
     gallery: np.ndarray,
     exclude: np.ndarray | None,
-    target_labels: np.ndarray,
-    gallery_labels: np.ndarray,
+    target_labels: np.ndarray | None,
+    gallery_labels: np.ndarray | None,
     config: CompareConfig,
     methods: Sequence[Method] | None = None,
+    score: DatasetScore | None = None,
 ) -> Comparison:
     """Search R samples of Q queries with every method; time build and query, score recall and overlap.
 
@@ -126,13 +147,15 @@ def run_comparison(
         queries: float32 [n, d] all query features (samples are drawn from these rows).
         gallery: float32 [N, d] gallery features (may be memory-mapped).
         exclude: int [n] gallery id each query must not return (its source image), -1 none; or None.
-        target_labels: int [n] label of each query's target; gallery_labels: int [N].
+        target_labels: int [n] label of each query's target; gallery_labels: int [N] (TIRG's caption
+            match); both None when `score` is given.
         methods: defaults to methods_for(config, N); the first must be exact search (the overlap reference).
+        score: a data set's own recall@k and search depth, instead of the labels.
     """
     gallery = as_features("gallery", gallery)
     queries = as_features("queries", queries, dim=gallery.shape[1])
     exclude = as_exclude(exclude, len(queries), len(gallery))
-    if len(target_labels) != len(queries) or len(gallery_labels) != len(gallery):
+    if score is None and (len(target_labels) != len(queries) or len(gallery_labels) != len(gallery)):
         raise ValueError(
             f"target_labels ({len(target_labels)}) and gallery_labels ({len(gallery_labels)}) must match "
             f"the queries ({len(queries)}) and gallery ({len(gallery)})"
@@ -141,7 +164,10 @@ def run_comparison(
     if methods[0].family != "exact":
         raise ValueError(f"the first method must be exact search (the overlap reference), got {methods[0].name!r}")
     k = max(config.ks)
-    target_labels, gallery_labels = np.asarray(target_labels), np.asarray(gallery_labels)
+    # A whole gallery holds every distinct item, so searching deeper than it never changes a score.
+    depth = k if score is None else max(k, min(score.depth(config.ks), len(gallery) - (exclude is not None)))
+    if score is None:
+        target_labels, gallery_labels = np.asarray(target_labels), np.asarray(gallery_labels)
 
     searchers, build_seconds = _build_all(methods, gallery)
     rows = []
@@ -150,11 +176,14 @@ def run_comparison(
         reference = None  # exact search's top-k on this sample
         for method, search, build_s in zip(methods, searchers, build_seconds):
             start = time.perf_counter()
-            out = search(queries[sample], k, sample_exclude)
+            out = search(queries[sample], depth, sample_exclude)
             query_s = time.perf_counter() - start
             n_compared = out.n_compared if out.n_compared is not None else search.count(queries[sample])
-            reference = out.ids if reference is None else reference
-            recalls = recall_at_ks(out.ids, target_labels[sample], gallery_labels, config.ks)
+            reference = out.ids[:, :k] if reference is None else reference
+            if score is None:
+                recalls = recall_at_ks(out.ids, target_labels[sample], gallery_labels, config.ks)
+            else:
+                recalls = score(sample, out.ids, config.ks)
             rows.append(
                 {
                     "method": method.name,
@@ -163,7 +192,7 @@ def run_comparison(
                     "build_s": build_s,
                     "query_s": query_s,
                     **{f"recall@{kk}": value for kk, value in recalls.items()},
-                    f"overlap@{k}": top_k_overlap(out.ids, reference),
+                    f"overlap@{k}": top_k_overlap(out.ids[:, :k], reference),
                     "candidates": float(n_compared.mean()),
                 }
             )
@@ -372,19 +401,23 @@ def _ivf_methods(n_lists: int, probes: tuple[int, ...], seed: int) -> list[Metho
     ]
 
 
-def compare_feature_cache(cache: FeatureCache, config: CompareConfig, extra_methods: Sequence[Method] = ()) -> Comparison:
-    """`run_comparison` on a feature cache with TIRG's task labels (target caption vs gallery captions).
+def compare_feature_cache(
+    cache: FeatureCache, config: CompareConfig, extra_methods: Sequence[Method] = (), dataset: RetrievalDataset | None = None
+) -> Comparison:
+    """`run_comparison` on a feature cache under its data set's protocol (source excluded or not, its recall@k).
 
+    dataset: the cache's data set (`dataset_for_cache`); None rebuilds it from the manifest.
     extra_methods run after the config's own (e.g. learned_vs_random_methods).
     """
-    target_labels, gallery_labels = encode_captions(cache.target_captions, cache.gallery_captions)
+    dataset = dataset if dataset is not None else dataset_for_cache(cache)
     n_queries = min(config.n_queries, len(cache.query_features))
     if n_queries < config.n_queries:
         logger.info("the cache has %d queries; sampling %d per repeat instead of %d", n_queries, n_queries, config.n_queries)
         config = replace(config, n_queries=n_queries)
+    exclude = np.asarray(cache.query_sources) if cache.exclude_source else None
     return run_comparison(
-        np.asarray(cache.query_features), np.asarray(cache.gallery_features), np.asarray(cache.query_sources),
-        target_labels, gallery_labels, config, methods_for(config, len(cache.gallery_features)) + list(extra_methods),
+        np.asarray(cache.query_features), np.asarray(cache.gallery_features), exclude, None, None, config,
+        methods_for(config, len(cache.gallery_features)) + list(extra_methods), score=DatasetScore(dataset),
     )  # fmt: skip
 
 

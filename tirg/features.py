@@ -7,9 +7,12 @@ A cache folder holds
     query_targets.npy     int64 [Q]   gallery id of the target image, -1 where unknown
     queries.csv           source, target, text, target_caption
     gallery.csv           path, caption
-    manifest.json         model, checkpoint hash, data set, split, preprocessing, shapes
+    manifest.json         model, checkpoint hash, data set, its loader options and split, the
+                          query text mode, the retrieval protocol, preprocessing, shapes
 Only plain `.npy` (no pickle), CSV and JSON. Loading memory-maps the arrays and refuses a cache
 whose manifest differs from what the caller expects, or whose files disagree with the manifest.
+`dataset_for_cache` rebuilds the data set a cache describes (same loader, options and query
+texts), so its images and its scoring rules can be used with the cached features.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ import pandas as pd
 import torch
 
 from tirg.checkpoint import load_model
-from tirg.data import IMAGENET_MEAN, IMAGENET_STD, image_transform, load_dataset
+from tirg.data import IMAGENET_MEAN, IMAGENET_STD, RetrievalDataset, image_transform, load_dataset
+from tirg.data.complete_text import complete_text_queries
 from tirg.errors import CacheError
 from tirg.evaluate import compute_image_features, l2_normalize, query_features_for
 from tirg.fileio import OutputKind, atomic_directory, check_output_dir
 from tirg.train import TrainConfig, with_query_texts
 
 FORMAT = "tirg-feature-cache"
-VERSION = 1
+# 2: the manifest records the loader options, the query text mode and the retrieval protocol.
+VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = {
     "query_features": np.float32,
@@ -43,6 +48,8 @@ ARRAYS = {
 }
 TABLES = ("queries.csv", "gallery.csv")
 FEATURE_CACHE = OutputKind("feature cache", MANIFEST, FORMAT, frozenset((MANIFEST, *TABLES, *(f"{name}.npy" for name in ARRAYS))))
+QUERY_COLUMNS = {"source": np.int64, "target": np.int64, "text": str, "target_caption": str}
+GALLERY_COLUMNS = {"path": str, "caption": str}
 # Manifest fields a caller may pin when loading.
 MATCHED_FIELDS = ("model", "checkpoint_sha256", "dataset", "split", "dim", "normalized")
 
@@ -73,6 +80,25 @@ class FeatureCache:
     @property
     def gallery_captions(self) -> list[str]:
         return self.gallery["caption"].tolist()
+
+    @property
+    def exclude_source(self) -> bool:
+        """Whether a query's own source image is left out of its results (the data set's protocol)."""
+        return bool(self.manifest["protocol"]["exclude_source"])
+
+
+def retrieval_protocol(dataset: RetrievalDataset) -> dict[str, Any]:
+    """How `dataset` scores a ranking: source excluded or not, the metric's code, the search depth beyond k.
+
+    Recorded in the manifest and compared with the rebuilt data set, so a cache is never scored
+    under rules other than the ones it was computed for.
+    """
+    return {
+        "exclude_source": bool(dataset.exclude_source),
+        "metric": type(dataset).retrieval_metrics.__qualname__,
+        # Neighbours searched beyond the deepest k (FashionIQ: room for repeated ASINs).
+        "extra_search_depth": int(dataset.search_depth([1]) - 1),
+    }
 
 
 def compute_and_save(
@@ -117,7 +143,10 @@ def compute_and_save(
         "checkpoint_iteration": int(state["iteration"]),
         "dataset": config.dataset,
         "dataset_path": str(dataset_path),
+        "dataset_options": config.dataset_options(),
         "split": split,
+        "text": {"use_complete_text_query": config.use_complete_text_query, "text_encoder": config.text_encoder},
+        "protocol": retrieval_protocol(dataset),
         "preprocessing": {"image_size": image_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         "normalized": True,
         "dim": int(images.shape[1]),
@@ -167,6 +196,12 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
         raise CacheError(f"{manifest_path}: malformed JSON at line {error.lineno}: {error.msg}") from None
     if manifest.get("format") != FORMAT:
         raise CacheError(f"{manifest_path}: expected 'format': {FORMAT!r}")
+    if manifest.get("version") != VERSION:
+        raise CacheError(
+            f"{manifest_path}: cache format version {manifest.get('version')!r}, this tirg reads version {VERSION} "
+            "(which records the data set options, query texts and retrieval protocol); recompute it with "
+            f"`python compute_and_save.py --checkpoint {manifest.get('checkpoint', 'CHECKPOINT')} --out {path} --overwrite`"
+        )
     wanted = dict(expect or {})
     unknown = set(wanted) - set(MATCHED_FIELDS)
     if unknown:
@@ -190,12 +225,67 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
             raise CacheError(f"{file} is {array.dtype}{list(array.shape)}, the manifest says {described['dtype']}{described['shape']}")
         arrays[name] = array
     try:
-        queries = pd.read_csv(path / "queries.csv", keep_default_na=False)
-        gallery = pd.read_csv(path / "gallery.csv", keep_default_na=False)
+        # Texts stay strings exactly as written: no "nan"/"null" to NaN, no "007" or "1.0" to numbers.
+        queries = pd.read_csv(path / "queries.csv", dtype=QUERY_COLUMNS, keep_default_na=False)
+        gallery = pd.read_csv(path / "gallery.csv", dtype=GALLERY_COLUMNS, keep_default_na=False)
     except FileNotFoundError as error:
         raise CacheError(f"{error.filename} is missing from the cache") from None
+    except ValueError as error:
+        raise CacheError(f"{path}: queries.csv or gallery.csv is not as the cache writes it ({error})") from None
     if len(queries) != manifest["num_queries"] or len(gallery) != manifest["num_gallery"]:
         raise CacheError(f"{path}: queries.csv/gallery.csv have {len(queries)}/{len(gallery)} rows, the manifest says {manifest['num_queries']}/{manifest['num_gallery']}")
-    queries["target_caption"] = queries["target_caption"].astype(str)
-    gallery["caption"] = gallery["caption"].astype(str)
     return FeatureCache(path, manifest, queries=queries, gallery=gallery, **arrays)
+
+
+def check_same_checkpoint(cache: FeatureCache, other: FeatureCache, what: str = "the other cache") -> None:
+    """Refuse `other` unless it was computed with the same checkpoint file (by content) as `cache`."""
+    ours, theirs = cache.manifest["checkpoint_sha256"], other.manifest["checkpoint_sha256"]
+    if ours != theirs:
+        raise CacheError(
+            f"{what} {other.path} comes from checkpoint {other.manifest['checkpoint']} (sha256 {theirs[:12]}), but "
+            f"{cache.path} from {cache.manifest['checkpoint']} (sha256 {ours[:12]}): compute both caches with one checkpoint"
+        )
+
+
+def dataset_for_cache(cache: FeatureCache, dataset_path: str | Path | None = None) -> RetrievalDataset:
+    """The data set `cache` was computed on: same loader, options, split and query texts.
+
+    `dataset_path` is where the data set is now (default: where it was when the cache was
+    computed). The rebuilt data set must have the cache's gallery and queries (counts, image
+    file names, captions, query texts) and score them under the same protocol; otherwise the
+    cache is refused, since its ids would show or score the wrong images.
+    """
+    manifest = cache.manifest
+    root = dataset_path if dataset_path is not None else manifest["dataset_path"]
+    dataset = load_dataset(manifest["dataset"], root, manifest["split"], **manifest["dataset_options"])
+    if manifest["text"]["use_complete_text_query"]:
+        dataset = complete_text_queries(dataset)
+    found, wanted = (len(dataset), len(dataset.queries)), (manifest["num_gallery"], manifest["num_queries"])
+    if found != wanted:
+        raise CacheError(
+            f"{manifest['dataset']} {manifest['split']} at {root} has {found[0]} gallery images and {found[1]} queries, "
+            f"but the cache {cache.path} has {wanted[0]} and {wanted[1]}: it was computed on other data; recompute it"
+        )
+    _check_same_items(cache, dataset, root)
+    protocol = retrieval_protocol(dataset)
+    if protocol != manifest["protocol"]:
+        raise CacheError(f"{cache.path}: computed for the retrieval protocol {manifest['protocol']}, the data set now has {protocol}; recompute it")
+    return dataset
+
+
+def _check_same_items(cache: FeatureCache, dataset: RetrievalDataset, root: str | Path) -> None:
+    """The first gallery image or query where `dataset` differs from the cache, as a CacheError."""
+    columns = (
+        ("gallery image file", [Path(p).name for p in cache.gallery["path"]], [Path(p).name for p in dataset.image_files]),
+        ("gallery caption", cache.gallery_captions, dataset.captions),
+        ("query source", cache.query_sources.tolist(), [q.source for q in dataset.queries]),
+        ("query text", cache.queries["text"].tolist(), [q.text for q in dataset.queries]),
+        ("query target caption", cache.target_captions, [q.target_caption for q in dataset.queries]),
+    )
+    for what, cached, rebuilt in columns:
+        if cached != rebuilt:
+            i = next(i for i, (a, b) in enumerate(zip(cached, rebuilt)) if a != b)
+            raise CacheError(
+                f"{cache.path}: {what} {i} is {cached[i]!r} in the cache but {rebuilt[i]!r} in "
+                f"{cache.manifest['dataset']} {cache.manifest['split']} at {root}: the cache was computed on other data; recompute it"
+            )

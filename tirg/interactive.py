@@ -67,6 +67,29 @@ def require_checkpoint(path: str | Path, how_to_create: str) -> Path:
     return file
 
 
+# Where each hashing data set comes from and what its folder holds, for the message when it is absent.
+HASHING_DATASET_SOURCES = {
+    "CUB": (
+        "CUB-200-2011 (Caltech-UCSD Birds, non-commercial research use) is published by Caltech at "
+        "https://www.vision.caltech.edu/datasets/cub_200_2011/ (CUB_200_2011.tgz, about 1.1 GB); "
+        "unpack it and point `dataset_path` at its CUB_200_2011 folder (the one holding images.txt and images/)"
+    ),
+    "Stanford_Dogs": (
+        "Stanford Dogs is published at http://vision.stanford.edu/aditya86/ImageNetDogs/ (images.tar and lists.tar); "
+        "unpack both into one folder and point `dataset_path` at it (the one holding Images/ and train_list.mat)"
+    ),
+}
+
+
+def require_hashing_dataset(name: str, path: str | Path) -> Path:
+    """The data set folder, or an error saying where the data set comes from and which parameter to set."""
+    path = Path(path)
+    if not path.is_dir():
+        source = HASHING_DATASET_SOURCES.get(name, f"set `dataset_path` to the {name} folder")
+        raise DataError(f"{name} data set not found at {path}. {source}, in the parameters cell.")
+    return path
+
+
 def cache_command(checkpoint: str | Path, cache_dir: str | Path) -> str:
     return f"python compute_and_save.py --checkpoint {checkpoint} --out {cache_dir}"
 

@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSSES = ("soft_triplet", "batch_based_classification")
+# soft_triplet takes the original's step; soft_triplet_autograd the same loss with its exact gradient (twice as large).
+LOSSES = ("soft_triplet", "soft_triplet_autograd", "batch_based_classification")
+
+# google/tirg's MyTripletLossFunc writes its backward by hand with (f_i - f_j) where the derivative of
+# its squared distance is 2 (f_i - f_j): every gradient it returns is half its forward's. The default
+# keeps that step, so the published learning rates train as they did.
+ORIGINAL_SOFT_TRIPLET_GRADIENT_SCALE = 0.5
 
 # Names of the loss terms a model returns, and ComposeAE's weights for them (its main.py: 1, 0.1, 0.1, 0.01).
 BASE_LOSS = "base"
@@ -32,8 +38,25 @@ def batch_based_classification_loss(composed: torch.Tensor, targets: torch.Tenso
     return F.cross_entropy(logits, torch.arange(len(composed), device=composed.device))
 
 
+class _ScaleGradient(torch.autograd.Function):
+    """Identity in the forward pass; the backward multiplies the incoming gradient by `scale`."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, value: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return value.view_as(value)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
+
+
 def soft_triplet_loss(
-    composed: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, negatives_per_anchor: int = 3
+    composed: torch.Tensor,
+    targets: torch.Tensor,
+    generator: torch.Generator,
+    negatives_per_anchor: int = 3,
+    gradient: str = "original",
 ) -> torch.Tensor:
     """TIRG's soft triplet loss: mean of log(1 + exp(d(a, p) - d(a, n))), d squared Euclidean.
 
@@ -41,7 +64,13 @@ def soft_triplet_loss(
     has one positive (its pair) and 2B - 2 negatives. As in the original, each anchor keeps
     `negatives_per_anchor` triplets drawn uniformly without replacement; the draw uses
     `generator` so that training is reproducible.
+
+    gradient: "original" returns the loss value unchanged but back-propagates half its exact
+    gradient, as the original's hand-written backward did (ORIGINAL_SOFT_TRIPLET_GRADIENT_SCALE);
+    "autograd" back-propagates the exact gradient.
     """
+    if gradient not in ("original", "autograd"):
+        raise ValueError(f"gradient={gradient!r}: expected 'original' or 'autograd'")
     batch = len(composed)
     if batch < 2:
         raise ValueError("soft_triplet needs a batch of at least 2 pairs")
@@ -56,14 +85,17 @@ def soft_triplet_loss(
     kept = min(negatives_per_anchor, 2 * batch - 2)
     negatives = keys.topk(kept, dim=1, largest=False).indices
     margins = distances[anchors, positives][:, None] - distances.gather(1, negatives)
-    return F.softplus(margins).mean()
+    loss = F.softplus(margins).mean()
+    return _ScaleGradient.apply(loss, ORIGINAL_SOFT_TRIPLET_GRADIENT_SCALE) if gradient == "original" else loss
 
 
 def compute_loss(
     name: str, composed: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
     if name == "soft_triplet":
-        return soft_triplet_loss(composed, targets, generator)
+        return soft_triplet_loss(composed, targets, generator, gradient="original")
+    if name == "soft_triplet_autograd":
+        return soft_triplet_loss(composed, targets, generator, gradient="autograd")
     if name == "batch_based_classification":
         return batch_based_classification_loss(composed, targets)
     raise ValueError(f"unknown loss {name!r} (--loss); choose from {LOSSES}")

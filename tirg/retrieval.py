@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
 from tirg.data import RetrievalDataset, image_transform
 from tirg.data.base import ImageTransform
-from tirg.errors import DataError
+from tirg.errors import CacheError, DataError
 from tirg.evaluate import l2_normalize
 from tirg.features import FeatureCache
 from tirg.index import exact_search
@@ -42,13 +43,40 @@ def search_cache(cache: FeatureCache, feature: np.ndarray, k: int, exclude: int 
 
 
 def cache_query(cache: FeatureCache, index: int, k: int) -> Retrieved:
-    """Test query `index` of the cache: its source image excluded, hits by target caption (TIRG's protocol)."""
+    """Test query `index` of the cache, hits by target caption; its source image is excluded where the
+    data set's protocol excludes it (TIRG's; FashionIQ keeps it)."""
     if not 0 <= index < len(cache.query_features):
         raise IndexError(f"query index {index} is outside the cache's {len(cache.query_features)} queries ({cache.path})")
-    ids, scores = search_cache(cache, cache.query_features[index], k, exclude=int(cache.query_sources[index]))
+    exclude = int(cache.query_sources[index]) if cache.exclude_source else None
+    ids, scores = search_cache(cache, cache.query_features[index], k, exclude=exclude)
     target_caption = cache.target_captions[index]
     captions = cache.gallery_captions
     return Retrieved(ids, scores, [captions[i] == target_caption for i in ids])
+
+
+def results_table(found: Retrieved, dataset: RetrievalDataset) -> pd.DataFrame:
+    """One row per result, best first: rank, gallery id, caption, score, hit (when known) and the image file shown."""
+    table = pd.DataFrame(
+        {
+            "rank": range(1, len(found.ids) + 1),
+            "gallery id": found.ids,
+            "caption": [dataset.captions[i] for i in found.ids],
+            "score": found.scores,
+            "file": [str(dataset.image_files[i]) for i in found.ids],
+        }
+    )
+    if found.hits is not None:
+        table.insert(4, "hit", found.hits)
+    return table
+
+
+def check_dataset_matches(cache: FeatureCache, dataset: RetrievalDataset) -> None:
+    """Refuse a data set whose gallery is not the cache's (ids would show the wrong images)."""
+    if len(dataset) != len(cache.gallery_features):
+        raise CacheError(
+            f"{dataset.name} {dataset.split} at {dataset.root} has {len(dataset)} images but the cache {cache.path} "
+            f"has {len(cache.gallery_features)}: use dataset_for_cache(cache) for the cache's own data set"
+        )
 
 
 def query_transform(cache: FeatureCache, dataset: RetrievalDataset) -> ImageTransform:
@@ -85,6 +113,7 @@ def compose_query(
 
 def cache_query_figure(cache: FeatureCache, dataset: RetrievalDataset, index: int, k: int = 16, columns: int = 4) -> Figure:
     """Source image with its text and ground truth, then the top-k with hits marked."""
+    check_dataset_matches(cache, dataset)
     found = cache_query(cache, index, k)
     target = int(cache.query_targets[index])
     return retrieval_grid_figure(
@@ -108,6 +137,7 @@ def custom_query_figure(
     device: str | torch.device = "cpu",
 ) -> Figure:
     """Any image plus any text: the top-k from the cached gallery (no ground truth, so no hit marks)."""
+    check_dataset_matches(cache, dataset)
     feature = compose_query(model, image, text, query_transform(cache, dataset), device)
     ids, _ = search_cache(cache, feature, k)
     return retrieval_grid_figure(image, text, [dataset.load_image(i) for i in ids], None, columns)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,12 @@ class RetrievalDataset:
         """
         target_labels, gallery_labels = encode_captions([q.target_caption for q in self.queries], self.captions)
         return {f"R@{k}": value for k, value in recall_at_ks(neighbors, target_labels, gallery_labels, ks).items()}
+
+    def query_subset(self, rows: Sequence[int]) -> RetrievalDataset:
+        """A shallow copy whose queries are `rows` of these (images and captions shared), to score a sample of queries."""
+        subset = copy.copy(self)
+        subset.queries = [self.queries[i] for i in rows]
+        return subset
 
     def load_image(self, index: int) -> Image.Image:
         return read_rgb(self.image_files[index], f"{self.name} {self.split}: image {index}")

@@ -174,6 +174,11 @@ class FashionIQDataset(RetrievalDataset):
         counts.update({"images skipped (missing)": self.skipped["images"], "queries skipped (missing image)": self.skipped["queries"]})
         return counts
 
+    def query_subset(self, rows: Sequence[int]) -> FashionIQDataset:
+        subset = super().query_subset(rows)
+        subset.query_categories = [self.query_categories[i] for i in rows]
+        return subset
+
     def search_depth(self, ks: Sequence[int]) -> int:
         # Room for every repeated ASIN ahead of the k-th distinct one.
         return max(ks) + len(self.asins) - len(set(self.asins))

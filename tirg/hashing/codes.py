@@ -64,6 +64,13 @@ def hamming_distances(queries: np.ndarray, database: np.ndarray) -> np.ndarray:
     return distances
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity set where the OS has one (Linux), else os.cpu_count() (macOS, Windows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def hamming_rank(queries: np.ndarray, database: np.ndarray, k: int | None = None, n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Database ids ranked by Hamming distance to each query (ties: lower index first).
 
@@ -88,7 +95,7 @@ def hamming_rank(queries: np.ndarray, database: np.ndarray, k: int | None = None
     def run(start: int, stop: int) -> None:
         distances[start:stop], ids[start:stop] = rank(queries[start:stop], database, width)
 
-    n_threads = n_threads or len(os.sched_getaffinity(0))
+    n_threads = n_threads or available_cpus()
     chunk = max(_QUERY_TILE, -(-len(queries) // (4 * n_threads)) // _QUERY_TILE * _QUERY_TILE)
     starts = range(0, len(queries), chunk)
     if n_threads == 1 or len(starts) == 1:
