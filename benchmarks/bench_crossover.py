@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -74,6 +75,7 @@ def roofline(rounds: int, seed: int) -> dict[str, float]:
         "blas_gflops": 2 * queries.size * len(gallery) / blas_s / 1e9,
         "stream_gb_s": 2 * source.nbytes / copy_s / 1e9,
         "gather_gb_s": rows.numel() * 4 / gather_s / 1e9,
+        "load_average_1min": os.getloadavg()[0],  # other jobs on the machine while measuring
     }
 
 

@@ -342,7 +342,7 @@ def two_row_table(summary: pd.DataFrame, overlap_target: float, k: int = 100) ->
     Hashing rows: the original protocol's setting (when compared) and the best project LSH
     setting (when compared). With one sample there is no spread, and only the mean is shown.
     """
-    hashing = [(f"Hashing, original protocol ({row['method']})", row)
+    hashing = [(f"Hashing, original protocol ({row['method'].removesuffix(' (original protocol)')})", row)
                for _, row in summary[summary["family"] == "lsh-original"].iterrows()]
     if (summary["family"] == "lsh").any():
         lsh = best_lsh(summary, f"overlap@{k}_mean", overlap_target)
