@@ -5,7 +5,7 @@ Roofline (measured here, printed and written to results/bench/crossover.json):
 - stream bandwidth: a 256 MB float32 copy, bytes read + written per second;
 - gather bandwidth: torch.index_select of random gallery rows, as LSH re-ranking reads them.
 Exact search costs 2 N d FLOP per query; re-ranking c candidates costs at least c d 4 bytes
-gathered per query, plus the probe of every table. The floors below use those rates.
+gathered per query, plus the probe of every table. The per-query estimates use those rates.
 
 Crossover (tight profile, 1,000 queries): for each gallery size, exact search and each LSH
 setting are timed in turn, three rounds interleaved (exact, LSH, exact, LSH, ...), so load on a
@@ -79,7 +79,8 @@ def roofline(rounds: int, seed: int) -> dict[str, float]:
     }
 
 
-def crossover(args: argparse.Namespace, rates: dict[str, float]) -> list[dict]:
+def crossover(args: argparse.Namespace, rates: dict[str, float], out_path: Path) -> list[dict]:
+    """Time every size; out_path is rewritten after each, so a run cut short keeps what it measured."""
     records = []
     for size in args.sizes:
         data = make_synthetic(profile("tight", n_gallery=size, n_queries=args.queries, seed=args.seed))
@@ -105,16 +106,17 @@ def crossover(args: argparse.Namespace, rates: dict[str, float]) -> list[dict]:
                 "candidates": candidates,
                 "candidate_mb_per_query": candidates * data.gallery.shape[1] * 4 / 1e6,
                 "probe_s": probe_s,
-                # Floors per query from the roofline: exact at the BLAS rate, LSH's re-rank at the gather rate.
-                "exact_floor_ms": 2 * size * data.gallery.shape[1] / rates["blas_gflops"] / 1e6,
-                "rerank_floor_ms": candidates * data.gallery.shape[1] * 4 / rates["gather_gb_s"] / 1e6,
+                # Per-query estimates from the roofline: exact at the BLAS rate, LSH's re-rank at the gather rate.
+                "exact_estimate_ms": 2 * size * data.gallery.shape[1] / rates["blas_gflops"] / 1e6,
+                "rerank_estimate_ms": candidates * data.gallery.shape[1] * 4 / rates["gather_gb_s"] / 1e6,
             }
             record["speedup"] = record["exact_s"] / record["lsh_s"]
             records.append(record)
+            out_path.write_text(json.dumps({"roofline": rates, "queries": args.queries, "records": records}, indent=2))
             print(f"  {size:>9,} {config.label:<20} exact {record['exact_s']:6.2f} s  lsh {record['lsh_s']:6.2f} s  "
                   f"speed {record['speedup']:.2f}x  overlap {record['overlap@100']:.3f}  candidates {candidates:6.0f}  "
-                  f"probe {probe_s:5.2f} s  floors/query: exact {record['exact_floor_ms']:.3f} ms, "
-                  f"re-rank {record['rerank_floor_ms']:.3f} ms", flush=True)
+                  f"probe {probe_s:5.2f} s  estimates/query: exact {record['exact_estimate_ms']:.3f} ms, "
+                  f"re-rank {record['rerank_estimate_ms']:.3f} ms", flush=True)
     return records
 
 
@@ -122,12 +124,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     rates = roofline(args.rounds, args.seed)
     print("roofline: " + ", ".join(f"{name} {value:.1f}" for name, value in rates.items()), flush=True)
-    records = crossover(args, rates)
-    result = {"roofline": rates, "queries": args.queries, "records": records}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "crossover.json").write_text(json.dumps(result, indent=2))
+    records = crossover(args, rates, args.out / "crossover.json")
     print(f"written: {args.out / 'crossover.json'}")
-    return result
+    return {"roofline": rates, "queries": args.queries, "records": records}
 
 
 if __name__ == "__main__":
