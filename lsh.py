@@ -6,8 +6,9 @@ R random samples of Q queries (default 5 x 5,000, without replacement, seeded) a
 every method; each sample draws its own LSH hyperplanes from --seed and the sample index, so the
 ± std covers both the query sampling and the hash functions. The "original protocol" row is the
 course project's procedure (12 bits, one table, exact search only for an empty bucket); the
-others use the project's (exact search for any query with fewer than k candidates). Writes summary.csv, runs.csv, table.md (the original's Recall@100 / Time table)
-and the recall-versus-time and recall@k plots to --out, and prints the table.
+others use the project's (exact search for any query with fewer than k candidates). Writes
+summary.csv, runs.csv, table.md (the original's Recall@100 / Time table) and the
+recall-versus-time and recall@k plots to --out, and prints the table.
 """
 
 from __future__ import annotations
