@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.synthetic import PROFILES, make_synthetic, profile
-from tirg.compare import CompareConfig, methods_for, top_k_overlap
+from tirg.compare import CompareConfig, methods_for, repeat_seed, top_k_overlap
 from tirg.index import LSHConfig
 from tirg.metrics import recall_at_ks
 
@@ -81,7 +81,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker(data_dir: Path, method_name: str) -> dict:
+def worker(data_dir: Path, method_name: str, seed: int) -> dict:
     """Build and search one method on the memory-mapped data; print its measurements as JSON."""
     gallery = np.load(data_dir / "gallery.npy", mmap_mode="r")
     queries, sources = np.load(data_dir / "queries.npy"), np.load(data_dir / "source_ids.npy")
@@ -89,7 +89,7 @@ def worker(data_dir: Path, method_name: str) -> dict:
     rss_before_mb = peak_rss_mb()
     method = next(m for m in methods_for(compare_config(len(gallery)), len(gallery)) if m.name == method_name)
     start = time.perf_counter()
-    search = method.build(gallery)
+    search = method.build(gallery, repeat_seed(seed, 0))
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     out = search(queries, K, sources)
@@ -143,7 +143,7 @@ def _markdown(frame: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(Path(args.worker[0]), args.worker[1])))
+        print(json.dumps(worker(Path(args.worker[0]), args.worker[1], args.seed)))
         return pd.DataFrame()
     logging.basicConfig(level=logging.WARNING)
     records = []
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(f"--- gallery {size:,} x 512 ({args.profile}), {args.queries} queries "
               f"(data ready in {time.perf_counter() - started:.0f} s)", flush=True)
         for method in methods_for(compare_config(size), size):
-            command = [sys.executable, __file__, "--worker", str(data_dir), method.name]
+            command = [sys.executable, __file__, "--worker", str(data_dir), method.name, "--seed", str(args.seed)]
             done = subprocess.run(command, check=True, capture_output=True, text=True)
             record = json.loads(done.stdout.strip().splitlines()[-1])
             records.append(record)

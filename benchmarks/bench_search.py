@@ -22,10 +22,19 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import pandas as pd
 
 from benchmarks.synthetic import PROFILES, make_synthetic, profile
-from tirg.compare import DEFAULT_LSH_GRID, CompareConfig, acceptance, pareto_front, run_comparison, write_outputs
+from tirg.compare import (
+    DEFAULT_LSH_GRID,
+    ORIGINAL_LSH,
+    CompareConfig,
+    acceptance,
+    pareto_front,
+    run_comparison,
+    write_outputs,
+)
 from tirg.index import LSHConfig
 
 QUICK_LSH_GRID = (
+    ORIGINAL_LSH,
     LSHConfig(n_bits=12, n_tables=1, probe_radius=0),
     LSHConfig(n_bits=12, n_tables=48, probe_radius=0),
     LSHConfig(n_bits=18, n_tables=128, probe_radius=0),
@@ -39,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profiles", nargs="+", default=sorted(PROFILES), choices=sorted(PROFILES))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--queries", type=int, default=5000)
-    parser.add_argument("--quick", action="store_true", help="2 x 2,000 queries and 3 LSH settings")
+    parser.add_argument("--quick", action="store_true", help="2 x 2,000 queries and 4 LSH settings")
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)

@@ -9,18 +9,25 @@ import pandas as pd
 import pytest
 
 from tirg.compare import (
+    DEFAULT_LSH_GRID,
     CompareConfig,
+    Method,
     acceptance,
     best_lsh,
-    fastest_lsh_within_recall,
+    capped_ks,
     draw_samples,
+    fastest_lsh_within_recall,
+    ks_up_to,
+    lsh_grid,
+    methods_for,
     pareto_front,
+    repeat_seed,
     run_comparison,
     top_k_overlap,
     two_row_table,
     write_outputs,
 )
-from tirg.index import LSHConfig, exact_search
+from tirg.index import LSHConfig, LSHIndex, exact_search
 from tirg.index.faiss_peers import import_faiss
 
 
@@ -128,8 +135,66 @@ def test_acceptance_ratios_and_two_row_table() -> None:
     assert result["exact_over_faiss_flat_time"] == pytest.approx(1 / 0.9)
     table = two_row_table(_summary(), 0.95).splitlines()
     assert table[0] == "| | Recall (R@100) | Time (s) |"
-    assert table[2] == "| Hashing (lsh b) | 68.00 ± 1.00 | 0.300 ± 0.100 |"
+    assert table[2] == "| Hashing, best project setting (lsh b) | 68.00 ± 1.00 | 0.300 ± 0.100 |"
     assert table[3] == "| No hashing (exact) | 70.00 ± 1.00 | 1.000 ± 0.100 |"
+
+
+def test_table_has_the_original_protocol_row_and_no_spread_for_one_sample() -> None:
+    original = pd.DataFrame({"method": ["lsh orig"], "family": ["lsh-original"], "query_s_mean": [0.1],
+                             "query_s_std": [np.nan], "recall@100_mean": [0.3], "recall@100_std": [np.nan]})
+    summary = pd.concat([_summary().assign(query_s_std=np.nan, **{"recall@100_std": np.nan}), original])
+    table = two_row_table(summary, 0.95).splitlines()
+    assert table[2:] == [
+        "| Hashing, original protocol (lsh orig) | 30.00 | 0.100 |",
+        "| Hashing, best project setting (lsh b) | 68.00 | 0.300 |",
+        "| No hashing (exact) | 70.00 | 1.000 |",
+    ]
+
+
+def test_the_original_protocol_is_its_own_family_beside_the_same_setting_under_the_project_protocol() -> None:
+    families = {m.name: m.family for m in methods_for(CompareConfig(faiss=False), 1000)}
+    assert families["lsh b=12 L=1 r=0 (original protocol)"] == "lsh-original"
+    assert families["lsh b=12 L=1 r=0"] == "lsh"
+    assert [c.protocol for c in lsh_grid("original", 10)] == ["original"] and lsh_grid("original", 10)[0].n_bits == 10
+    assert lsh_grid("both") == DEFAULT_LSH_GRID
+    assert all(c.protocol == "project" for c in lsh_grid("project"))
+    queries, gallery, sources, targets, labels = _task()
+    config = _small_config(lsh=(LSHConfig(n_bits=8, protocol="original"), LSHConfig(n_bits=8)))
+    summary = run_comparison(queries, gallery, sources, targets, labels, config).summary.set_index("method")
+    original, project = summary.loc["lsh b=8 L=1 r=0 (original protocol)"], summary.loc["lsh b=8 L=1 r=0"]
+    # Most 8-bit buckets of 600 items hold fewer than 10: the project's protocol searches those
+    # queries exhaustively, the original returns them with their few candidates.
+    assert original["candidates_mean"] < project["candidates_mean"]
+    assert original["recall@10_mean"] < project["recall@10_mean"]
+
+
+def test_every_sample_draws_its_own_hyperplanes_from_the_seed_and_its_index() -> None:
+    queries, gallery, sources, targets, labels = _task()
+    config = _small_config(n_repeats=3, lsh=(LSHConfig(n_bits=6, n_tables=2),), seed=4)
+    exact, lsh = methods_for(config, len(gallery))
+    built: list = []
+    spy = Method(lsh.name, lsh.family, lambda g, seed: built.append(lsh.build(g, seed)) or built[-1], lsh.per_repeat)
+    runs = run_comparison(queries, gallery, sources, targets, labels, config, [exact, spy]).runs
+    assert len(built) == 3
+    planes = [b.index.planes for b in built]
+    assert not np.allclose(planes[0], planes[1]) and not np.allclose(planes[1], planes[2])
+    for repeat, index_planes in enumerate(planes):
+        expected = LSHIndex.build(gallery, LSHConfig(n_bits=6, n_tables=2, seed=repeat_seed(4, repeat))).planes
+        np.testing.assert_array_equal(index_planes, expected)
+    assert repeat_seed(4, 0) != repeat_seed(5, 0)
+    assert runs[runs["method"] == lsh.name]["nonempty_buckets_mean"].notna().all()
+
+
+def test_cut_offs_are_capped_at_the_gallery() -> None:
+    assert ks_up_to(100) == (1, 5, 10, 50, 100) and ks_up_to(10) == (1, 5, 10) and ks_up_to(7) == (1, 5, 7)
+    assert capped_ks((1, 5, 10, 50, 100), 40, excluding=True) == (1, 5, 10, 39)
+    assert capped_ks((1, 5, 100), 40, excluding=False) == (1, 5, 40)
+    with pytest.raises(ValueError, match="k=0"):
+        ks_up_to(0)
+    queries, gallery, sources, targets, labels = _task(n_gallery=30, n_queries=20)
+    comparison = run_comparison(queries, gallery, sources, targets, labels, _small_config(n_queries=10, ks=(1, 5, 100)))
+    assert comparison.ks == (1, 5, 29)
+    assert (comparison.summary["overlap@29_mean"] <= 1).all() and "recall@29_mean" in comparison.summary
 
 
 def test_outputs_are_written(tmp_path) -> None:
@@ -176,3 +241,45 @@ def test_faiss_peers_in_the_comparison() -> None:
     assert ivf.loc["faiss-ivf lists=8 probe=8", "overlap@10_mean"] == 1.0
     assert ivf.loc["faiss-ivf lists=8 probe=1", "candidates_mean"] < len(gallery)
     assert summary.set_index("method").loc["faiss-flat", "overlap@10_mean"] == 1.0
+
+
+def _tiny_cache(path, n_gallery: int = 40, n_queries: int = 30, dim: int = 8):
+    """A feature cache folder of a small gallery, written by the cache writer with a minimal manifest."""
+    from tirg.features import FORMAT, VERSION, _write_cache
+
+    queries, gallery, sources, _, labels = _task(n_gallery=n_gallery - n_gallery % 3, n_queries=n_queries, dim=dim)
+    gallery = np.concatenate([gallery, gallery[: n_gallery - len(gallery)]])
+    labels = np.concatenate([labels, labels[: n_gallery - len(labels)]])
+    targets = np.random.default_rng(1).integers(0, n_gallery, n_queries)
+    arrays = {"query_features": queries, "gallery_features": gallery, "query_sources": sources.astype(np.int64),
+              "query_targets": targets.astype(np.int64)}
+    manifest = {"format": FORMAT, "version": VERSION, "model": "tirg", "dataset": "css", "split": "test",
+                "normalized": False, "dim": dim, "num_queries": n_queries, "num_gallery": n_gallery,
+                "arrays": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays.items()}}
+    query_table = pd.DataFrame({"source": sources, "target": targets, "text": "x", "target_caption": [f"c{labels[t]}" for t in targets]})
+    gallery_table = pd.DataFrame({"path": [f"{i}.png" for i in range(n_gallery)], "caption": [f"c{v}" for v in labels]})
+    return _write_cache(path, arrays, query_table, gallery_table, manifest)
+
+
+def test_lsh_script_runs_on_a_40_item_gallery_with_k_10(tmp_path, capsys) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "lsh.py"
+    spec = importlib.util.spec_from_file_location("lsh_script", script)
+    lsh_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lsh_script)
+    cache = _tiny_cache(tmp_path / "cache")
+    args = ["--cache", str(cache), "--out", str(tmp_path / "out"), "--queries", "20", "--no-faiss"]
+    assert lsh_script.main([*args, "--repeats", "2", "--k", "10"]) == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert {"recall@10_mean", "overlap@10_mean"} <= set(summary.columns) and "recall@50_mean" not in summary
+    assert "lsh b=12 L=1 r=0 (original protocol)" in set(summary["method"])
+    printed = capsys.readouterr().out
+    assert "Hashing, original protocol" in printed and "± " in printed
+    # One sample: no spread to show. The default k=100 is capped at 39 (40 items, one excluded).
+    assert lsh_script.main([*args, "--repeats", "1", "--protocol", "original", "--original-bits", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "R@39" in printed and "±" not in printed and "nan" not in printed
+    assert lsh_script.main([*args, "--k", "0"]) == 2
+    assert "k=0" in capsys.readouterr().err

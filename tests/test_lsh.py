@@ -43,6 +43,39 @@ class ReferenceLSH:
         return sorted(candidates, key=lambda i: -float(np.dot(query, self.gallery[i])))[:k]
 
 
+def original_notebook_search(gallery: np.ndarray, planes: np.ndarray, query: np.ndarray, k: int, exclude: int) -> list[int]:
+    """A port of the course project's notebook loop (`compute_similary_by_hasing`, hmtrii/tirg).
+
+    Tables are dicts from '0'/'1' key strings to gallery ids (LSH.py's HashTable); several
+    tables give the set-union of their buckets (LSH.py's LSH class). A non-empty bucket's
+    items get their dot product and every other item -1e11; an empty bucket scores the whole
+    gallery. The two stated departures: the query's OWN source is excluded (the notebook
+    masked the last candidate's id), and argsort is stable, so the -1e11 tail is in gallery
+    index order (the notebook's argsort left ties unspecified).
+    """
+
+    def key(table_planes: np.ndarray, vector: np.ndarray) -> str:
+        return "".join("1" if float(np.dot(plane, vector)) > 0 else "0" for plane in table_planes)
+
+    tables = []
+    for table_planes in planes:
+        table: dict[str, list[int]] = {}
+        for i, vector in enumerate(gallery):
+            table.setdefault(key(table_planes, vector), []).append(i)
+        tables.append(table)
+    bucket: set[int] = set()
+    for table_planes, table in zip(planes, tables):
+        bucket.update(table.get(key(table_planes, query), []))
+    if bucket:
+        sim = np.full(len(gallery), -1e11)
+        for c in bucket:
+            sim[c] = float(np.dot(query, gallery[c]))
+    else:
+        sim = (gallery @ query).astype(np.float64)
+    order = np.argsort(-sim, kind="stable")
+    return [int(i) for i in order if i != exclude][:k]
+
+
 def _clustered(n: int, dim: int, n_clusters: int, spread: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((n_clusters, dim))
@@ -69,6 +102,62 @@ def test_fast_lsh_equals_reference(n_bits: int, n_tables: int, radius: int) -> N
         expected_count = len(reference.candidates(query) - {int(exclude[i])})
         assert result.n_candidates[i] == expected_count
         assert result.fallback[i] == (expected_count < 10)
+
+
+@pytest.mark.parametrize("n_tables", [1, 3])
+def test_original_protocol_equals_the_notebook_loop(n_tables: int) -> None:
+    gallery = _clustered(300, 12, 6, 0.6, seed=0)
+    rng = np.random.default_rng(4)
+    # Unseen points of the clusters (large and small buckets), points between or against
+    # the clusters (often empty buckets), and gallery items excluded as their own source.
+    queries = np.concatenate([
+        _clustered(30, 12, 6, 0.6, seed=1),
+        -gallery[:10],
+        _unit(rng.standard_normal((20, 12))),
+        gallery[::30],
+    ]).astype(np.float32)
+    exclude = np.concatenate([rng.integers(-1, 300, size=60), np.arange(0, 300, 30)])
+    config = LSHConfig(n_bits=8, n_tables=n_tables, seed=5, query_block=4, protocol="original")
+    index = LSHIndex.build(gallery, config)
+    result = index.search(queries, 10, exclude=exclude)
+
+    reference = ReferenceLSH(gallery, index.planes, 0)
+    bucket_sizes = np.array([len(reference.candidates(q)) for q in queries])
+    assert (bucket_sizes == 0).sum() >= 3, "some queries have an empty bucket"
+    assert ((bucket_sizes > 0) & (bucket_sizes < 10)).sum() >= 3, "some have fewer than k candidates"
+    assert (bucket_sizes >= 10).sum() >= 3, "some have k or more"
+    np.testing.assert_array_equal(result.fallback, bucket_sizes == 0)
+    for i, query in enumerate(queries):
+        expected = original_notebook_search(gallery, index.planes, query, 10, int(exclude[i]))
+        assert result.ids[i].tolist() == expected, f"query {i}, bucket of {bucket_sizes[i]}"
+        assert int(exclude[i]) not in result.ids[i]
+
+
+def test_original_protocol_puts_the_rest_in_gallery_order_after_a_bucket_of_only_the_source() -> None:
+    gallery = _clustered(200, 12, 5, 0.6, seed=2)
+    config = LSHConfig(n_bits=10, seed=0, protocol="original")
+    index = LSHIndex.build(gallery, config)
+    table = index.tables[0]
+    lonely = int(table.ids[table.offsets[np.flatnonzero(table.bucket_sizes() == 1)[0]]])
+    result = index.search(gallery[[lonely]], 5, exclude=np.array([lonely]))
+    # Not empty (the source is in it), so no exact search; no candidate is left after the exclusion.
+    assert not result.fallback[0] and result.n_candidates[0] == 0
+    assert result.ids[0].tolist() == [i for i in range(7) if i != lonely][:5]
+    assert np.isneginf(result.scores[0]).all()
+
+
+def test_project_protocol_falls_back_where_the_original_does_not() -> None:
+    gallery = _clustered(300, 12, 6, 0.6, seed=0)
+    queries = _clustered(40, 12, 6, 0.6, seed=1)
+    project = LSHIndex.build(gallery, LSHConfig(n_bits=8, seed=5)).search(queries, 20)
+    original = LSHIndex.build(gallery, LSHConfig(n_bits=8, seed=5, protocol="original")).search(queries, 20)
+    small = (project.n_candidates > 0) & (project.n_candidates < 20)
+    assert small.any() and project.fallback[small].all() and not original.fallback[small].any()
+    np.testing.assert_array_equal(project.n_candidates, original.n_candidates)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
 def test_every_table_has_its_own_planes_and_the_seed_reproduces_them() -> None:
@@ -150,6 +239,8 @@ def test_bucket_stats_describe_the_tables() -> None:
         ({"n_bits": 4, "probe_radius": 5}, "probe_radius=5"),
         ({"n_bits": 64, "probe_radius": 4}, "visits 679121 buckets"),
         ({"query_block": 0}, "query_block=0"),
+        ({"protocol": "notebook"}, "protocol='notebook'"),
+        ({"protocol": "original", "probe_radius": 1}, "probe_radius=1 must be 0"),
     ],
 )
 def test_bad_config_is_rejected(kwargs: dict, message: str) -> None:

@@ -3,8 +3,10 @@
 R random samples of Q queries (without replacement, seeded) are searched by every
 method; each sample is searched by exact search first, whose top-k is the reference
 for the overlap of the others. Methods are interleaved within a sample so that
-load on a shared machine spreads over all of them. The result is one row per
-(method, sample) and a summary with mean and std per method.
+load on a shared machine spreads over all of them. Randomised methods (LSH) are
+rebuilt for every sample with hyperplanes drawn from (seed, sample index), so the
+spread over samples covers both the query sampling and the hash functions. The
+result is one row per (method, sample) and a summary with mean and std per method.
 """
 
 from __future__ import annotations
@@ -27,10 +29,14 @@ from tirg.metrics import DEFAULT_KS, recall_at_ks
 
 logger = logging.getLogger(__name__)
 
-# bits x tables x probe radius; the first is the original's (12 bits, one table, no probing).
-# Longer keys over many tables keep the candidate sets small while every true neighbour
-# still gets many chances to collide; they are the settings on the measured front.
+# The course project's setting under its own protocol (12 bits, one table, no probing, exact
+# search only for an empty bucket), then bits x tables x probe radius under the project's
+# protocol, the first of them the original's setting. Longer keys over many tables keep the
+# candidate sets small while every true neighbour still gets many chances to collide; they
+# are the settings on the measured front.
+ORIGINAL_LSH = LSHConfig(n_bits=12, n_tables=1, probe_radius=0, protocol="original")
 DEFAULT_LSH_GRID: tuple[LSHConfig, ...] = (
+    ORIGINAL_LSH,
     LSHConfig(n_bits=12, n_tables=1, probe_radius=0),
     LSHConfig(n_bits=12, n_tables=1, probe_radius=2),
     LSHConfig(n_bits=8, n_tables=8, probe_radius=1),
@@ -42,12 +48,33 @@ DEFAULT_LSH_GRID: tuple[LSHConfig, ...] = (
 )
 
 
+def lsh_grid(protocols: str = "both", original_bits: int = 12) -> tuple[LSHConfig, ...]:
+    """The LSH rows to compare: "original" (the course project's protocol alone, at original_bits),
+    "project" (the project's settings) or "both"."""
+    original = replace(ORIGINAL_LSH, n_bits=original_bits)
+    project = tuple(c for c in DEFAULT_LSH_GRID if c.protocol == "project")
+    grids = {"original": (original,), "project": project, "both": (original, *project)}
+    if protocols not in grids:
+        raise ValueError(f"protocols={protocols!r} must be one of {sorted(grids)}")
+    return grids[protocols]
+
+
+def ks_up_to(k: int) -> tuple[int, ...]:
+    """TIRG's recall cut-offs (1, 5, 10, 50, 100) below k, then k itself."""
+    if k < 1:
+        raise ValueError(f"k={k} must be >= 1")
+    return (*(c for c in DEFAULT_KS if c < k), k)
+
+
 @dataclass(frozen=True)
 class CompareConfig:
     """What to compare and how often.
 
     n_repeats x n_queries: random query samples (without replacement, seeded by `seed`).
-    lsh: LSH settings; their hyperplane seeds are taken from each LSHConfig.
+    ks: recall cut-offs; the deepest is k for every method, capped at the gallery size
+        (minus each query's excluded source) by `run_comparison`.
+    lsh: LSH settings; each sample draws their hyperplanes from (seed, sample index), so
+        LSHConfig.seed is not used here. protocol="original" rows form the "lsh-original" family.
     faiss: include the FAISS peers (needs faiss-cpu); faiss_lsh_bits and ivf_probes set them.
     ivf_lists: IVF cells; None means about 4 sqrt(N).
     overlap_target: top-k overlap with exact search that the "best LSH" row must reach.
@@ -79,13 +106,21 @@ class SearchOutput:
     n_compared: np.ndarray | None  # int64 [Q]; None: the searcher's count(queries) says, outside the timing
 
 
+Searcher = Callable[[np.ndarray, int, "np.ndarray | None"], SearchOutput]
+
+
 @dataclass(frozen=True)
 class Method:
-    """A named search method: `build(gallery)` returns `search(queries, k, exclude) -> SearchOutput`."""
+    """A named search method: `build(gallery, seed)` returns `search(queries, k, exclude) -> SearchOutput`.
+
+    per_repeat: rebuilt for every sample with that sample's seed (randomised methods); others
+    are built once (the seed is then the comparison's own) and reused.
+    """
 
     name: str
-    family: str  # exact | lsh | faiss-flat | faiss-lsh | faiss-ivf | learned-hash | lsh-equal-bits
-    build: Callable[[np.ndarray], Callable[[np.ndarray, int, np.ndarray | None], SearchOutput]]
+    family: str  # exact | lsh | lsh-original | faiss-flat | faiss-lsh | faiss-ivf | learned-hash | lsh-equal-bits
+    build: Callable[[np.ndarray, int], Searcher]
+    per_repeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,12 +146,29 @@ class DatasetScore:
 class Comparison:
     runs: pd.DataFrame  # one row per (method, sample)
     summary: pd.DataFrame  # one row per method: *_mean and *_std columns, build_s, bucket statistics
+    ks: tuple[int, ...]  # the recall cut-offs measured (the config's, capped at the gallery)
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The hyperplane seed of sample `repeat`: independent streams for every (seed, repeat) pair."""
+    return int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
+
+
+def capped_ks(ks: Sequence[int], n_gallery: int, excluding: bool) -> tuple[int, ...]:
+    """The cut-offs with the deepest capped at what the gallery holds once a query's source is excluded."""
+    deepest = n_gallery - (1 if excluding else 0)
+    if deepest < 1:
+        raise ValueError(f"the gallery has {n_gallery} item(s): nothing is left to retrieve after excluding the source")
+    return tuple(sorted({min(k, deepest) for k in ks}))
 
 
 def methods_for(config: CompareConfig, n_gallery: int) -> list[Method]:
     """Exact search, every LSH setting in the config and (if asked) the FAISS peers."""
     methods = [Method("exact", "exact", _build_exact)]
-    methods += [Method(c.label, "lsh", _lsh_builder(c)) for c in config.lsh]
+    methods += [
+        Method(c.label, "lsh-original" if c.protocol == "original" else "lsh", _lsh_builder(c), per_repeat=True)
+        for c in config.lsh
+    ]
     if config.faiss:
         from tirg.index import faiss_peers
 
@@ -163,27 +215,33 @@ def run_comparison(
     methods = list(methods) if methods is not None else methods_for(config, len(gallery))
     if methods[0].family != "exact":
         raise ValueError(f"the first method must be exact search (the overlap reference), got {methods[0].name!r}")
-    k = max(config.ks)
+    ks = capped_ks(config.ks, len(gallery), exclude is not None)
+    if ks != tuple(sorted(set(config.ks))):
+        logger.info("the gallery has %d items: recall cut-offs %s instead of %s", len(gallery), ks, config.ks)
+    k = max(ks)
     # A whole gallery holds every distinct item, so searching deeper than it never changes a score.
-    depth = k if score is None else max(k, min(score.depth(config.ks), len(gallery) - (exclude is not None)))
+    depth = k if score is None else max(k, min(score.depth(ks), len(gallery) - (exclude is not None)))
     if score is None:
         target_labels, gallery_labels = np.asarray(target_labels), np.asarray(gallery_labels)
 
-    searchers, build_seconds = _build_all(methods, gallery)
+    searchers, build_seconds = _build_all([m for m in methods if not m.per_repeat], gallery, config.seed)
     rows = []
     for repeat, sample in enumerate(draw_samples(len(queries), config.n_queries, config.n_repeats, config.seed)):
         sample_exclude = None if exclude is None else exclude[sample]
         reference = None  # exact search's top-k on this sample
-        for method, search, build_s in zip(methods, searchers, build_seconds):
+        fresh, fresh_seconds = _build_all([m for m in methods if m.per_repeat], gallery, repeat_seed(config.seed, repeat))
+        built = iter(zip(searchers, build_seconds)), iter(zip(fresh, fresh_seconds))
+        for method in methods:
+            search, build_s = next(built[method.per_repeat])
             start = time.perf_counter()
             out = search(queries[sample], depth, sample_exclude)
             query_s = time.perf_counter() - start
             n_compared = out.n_compared if out.n_compared is not None else search.count(queries[sample])
             reference = out.ids[:, :k] if reference is None else reference
             if score is None:
-                recalls = recall_at_ks(out.ids, target_labels[sample], gallery_labels, config.ks)
+                recalls = recall_at_ks(out.ids, target_labels[sample], gallery_labels, ks)
             else:
-                recalls = score(sample, out.ids, config.ks)
+                recalls = score(sample, out.ids, ks)
             rows.append(
                 {
                     "method": method.name,
@@ -194,21 +252,19 @@ def run_comparison(
                     **{f"recall@{kk}": value for kk, value in recalls.items()},
                     f"overlap@{k}": top_k_overlap(out.ids[:, :k], reference),
                     "candidates": float(n_compared.mean()),
+                    **getattr(search, "stats", {}),
                 }
             )
             logger.info("repeat %d %s: %.3f s, recall@%d %.3f", repeat, method.name, query_s, k, recalls[k])
-    summary = summarize(pd.DataFrame(rows))
-    stats = {m.name: s.stats for m, s in zip(methods, searchers) if hasattr(s, "stats")}
-    for column in ("nonempty_buckets_mean", "bucket_size_median", "bucket_size_max"):
-        summary[column] = [stats[name][column] if name in stats else np.nan for name in summary["method"]]
-    return Comparison(runs=pd.DataFrame(rows), summary=summary)
+    runs = pd.DataFrame(rows)
+    return Comparison(runs=runs, summary=summarize(runs), ks=ks)
 
 
-def _build_all(methods: Sequence[Method], gallery: np.ndarray) -> tuple[list[Callable], list[float]]:
+def _build_all(methods: Sequence[Method], gallery: np.ndarray, seed: int) -> tuple[list[Searcher], list[float]]:
     searchers, build_seconds = [], []
     for method in methods:
         start = time.perf_counter()
-        searchers.append(method.build(gallery))
+        searchers.append(method.build(gallery, seed))
         build_seconds.append(time.perf_counter() - start)
         logger.info("built %s in %.2f s", method.name, build_seconds[-1])
     return searchers, build_seconds
@@ -231,13 +287,21 @@ def top_k_overlap(ids: np.ndarray, reference: np.ndarray) -> float:
     return float(np.isin(found, wanted).sum() / (len(ids) * k))
 
 
+BUCKET_COLUMNS = ("nonempty_buckets_mean", "bucket_size_median", "bucket_size_max")
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over samples of every measured column, one row per method, in the order first seen."""
-    measured = [c for c in runs.columns if c not in ("method", "family", "repeat", "build_s")]
+    """Mean and std over samples of every measured column, one row per method, in the order first seen.
+
+    build_s and the LSH bucket statistics (NaN for other methods) are means over the samples.
+    """
+    described = ["build_s", *(c for c in BUCKET_COLUMNS if c in runs.columns)]
+    measured = [c for c in runs.columns if c not in ("method", "family", "repeat", *described)]
     grouped = runs.groupby(["method", "family"], sort=False)
     summary = grouped[measured].agg(["mean", "std"])
     summary.columns = [f"{column}_{stat}" for column, stat in summary.columns]
-    summary["build_s"] = grouped["build_s"].first()
+    for column in ("build_s", *BUCKET_COLUMNS):
+        summary[column] = grouped[column].mean() if column in runs.columns else np.nan
     return summary.reset_index()
 
 
@@ -302,21 +366,39 @@ def acceptance(summary: pd.DataFrame, overlap_target: float, k: int = 100) -> di
 
 
 def two_row_table(summary: pd.DataFrame, overlap_target: float, k: int = 100) -> str:
-    """The original's table (Recall@k and query time, mean +- std) for the best LSH setting and exact search."""
-    lsh = best_lsh(summary, f"overlap@{k}_mean", overlap_target)
+    """The original's table (Recall@k and query time, mean +- std) for hashing and exact search.
+
+    Hashing rows: the original protocol's setting (when compared) and the best project LSH
+    setting (when compared). With one sample there is no spread, and only the mean is shown.
+    """
+    hashing = [(f"Hashing, original protocol ({row['method'].removesuffix(' (original protocol)')})", row)
+               for _, row in summary[summary["family"] == "lsh-original"].iterrows()]
+    if (summary["family"] == "lsh").any():
+        lsh = best_lsh(summary, f"overlap@{k}_mean", overlap_target)
+        hashing.append((f"Hashing, best project setting ({lsh['method']})", lsh))
     exact = summary[summary["family"] == "exact"].iloc[0]
     lines = [f"| | Recall (R@{k}) | Time (s) |", "|---|---|---|"]
-    for title, row in ((f"Hashing ({lsh['method']})", lsh), ("No hashing (exact)", exact)):
-        recall = f"{100 * row[f'recall@{k}_mean']:.2f} ± {100 * row[f'recall@{k}_std']:.2f}"
-        seconds = f"{row['query_s_mean']:.3f} ± {row['query_s_std']:.3f}"
+    for title, row in (*hashing, ("No hashing (exact)", exact)):
+        recall = _mean_std(100 * row[f"recall@{k}_mean"], 100 * row[f"recall@{k}_std"], 2)
+        seconds = _mean_std(row["query_s_mean"], row["query_s_std"], 3)
         lines.append(f"| {title} | {recall} | {seconds} |")
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(comparison: Comparison, out_dir: Path, overlap_target: float, ks: Sequence[int]) -> list[Path]:
-    """Write summary.csv, runs.csv, table.md and the two plots into out_dir; return the paths written."""
+def _mean_std(mean: float, std: float, digits: int) -> str:
+    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def write_outputs(
+    comparison: Comparison, out_dir: Path, overlap_target: float, ks: Sequence[int] | None = None
+) -> list[Path]:
+    """Write summary.csv, runs.csv, table.md and the two plots into out_dir; return the paths written.
+
+    ks defaults to the cut-offs the comparison measured (comparison.ks).
+    """
     from tirg.plots_compare import plot_recall_curves, plot_recall_vs_time
 
+    ks = comparison.ks if ks is None else tuple(ks)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "summary.csv", out_dir / "runs.csv", out_dir / "table.md"]
     comparison.summary.to_csv(paths[0], index=False)
@@ -333,7 +415,7 @@ def write_outputs(comparison: Comparison, out_dir: Path, overlap_target: float, 
     return paths
 
 
-def _build_exact(gallery: np.ndarray) -> Callable[[np.ndarray, int, np.ndarray | None], SearchOutput]:
+def _build_exact(gallery: np.ndarray, seed: int = 0) -> Searcher:
     def search(queries: np.ndarray, k: int, exclude: np.ndarray | None) -> SearchOutput:
         _, ids = exact_search(queries, gallery, k, exclude=exclude)
         return SearchOutput(ids, np.full(len(queries), len(gallery), dtype=np.int64))
@@ -348,7 +430,7 @@ class _LSHSearch:
         self.index = index
         buckets = index.bucket_stats()
         self.stats = {
-            "nonempty_buckets_mean": float(np.mean(buckets.nonempty_buckets)),
+            "nonempty_buckets_mean": float(np.mean(buckets.nonempty_buckets)),  # over the tables
             "bucket_size_median": buckets.size_median,
             "bucket_size_max": float(buckets.size_max),
         }
@@ -359,8 +441,8 @@ class _LSHSearch:
         return SearchOutput(result.ids, n_compared)
 
 
-def _lsh_builder(config: LSHConfig) -> Callable[[np.ndarray], _LSHSearch]:
-    return lambda gallery: _LSHSearch(LSHIndex.build(gallery, config))
+def _lsh_builder(config: LSHConfig) -> Callable[[np.ndarray, int], _LSHSearch]:
+    return lambda gallery, seed: _LSHSearch(LSHIndex.build(gallery, replace(config, seed=seed)))
 
 
 class _FaissSearch:
@@ -377,8 +459,8 @@ class _FaissSearch:
         return self.searcher.n_compared(queries)
 
 
-def _faiss_builder(make: Callable) -> Callable[[np.ndarray], _FaissSearch]:
-    return lambda gallery: _FaissSearch(make(gallery))
+def _faiss_builder(make: Callable) -> Callable[[np.ndarray, int], _FaissSearch]:
+    return lambda gallery, seed: _FaissSearch(make(gallery))
 
 
 def _ivf_methods(n_lists: int, probes: tuple[int, ...], seed: int) -> list[Method]:
@@ -432,9 +514,9 @@ def learned_vs_random_methods(planes: Sequence[np.ndarray], radii: Sequence[int]
         bits = learned.shape[0]
         for radius in radii:
             config = LSHConfig(n_bits=bits, n_tables=1, probe_radius=radius, seed=seed)
-            build = lambda g, p=learned, c=config: _LSHSearch(LSHIndex.from_planes(g, p[None], c))  # noqa: E731
+            build = lambda g, _, p=learned, c=config: _LSHSearch(LSHIndex.from_planes(g, p[None], c))  # noqa: E731
             methods.append(Method(f"learned b={bits} r={radius}", "learned-hash", build))
-            methods.append(Method(f"{config.label} (random)", "lsh-equal-bits", _lsh_builder(config)))
+            methods.append(Method(f"{config.label} (random)", "lsh-equal-bits", _lsh_builder(config), per_repeat=True))
     return methods
 
 

@@ -15,6 +15,7 @@ from tirg.compare import best_lsh, pareto_front
 _FAMILY_STYLE = {
     "exact": ("black", "*"),
     "lsh": ("tab:blue", "o"),
+    "lsh-original": ("tab:brown", "o"),
     "faiss-flat": ("tab:gray", "s"),
     "faiss-lsh": ("tab:orange", "^"),
     "faiss-ivf": ("tab:green", "D"),
@@ -51,16 +52,16 @@ def plot_recall_vs_time(summary: pd.DataFrame, path: Path, k: int = 100) -> Path
 
 
 def plot_recall_curves(summary: pd.DataFrame, path: Path, ks: Sequence[int], overlap_target: float) -> Path:
-    """Recall@k against k for exact search, the best LSH setting, the original's LSH and each FAISS peer."""
+    """Recall@k against k for exact search, the best LSH setting, the original protocol's LSH and each FAISS peer."""
     k = max(ks)
-    best = best_lsh(summary, f"overlap@{k}_mean", overlap_target)["method"]
-    shown = summary[(summary["family"] != "lsh") | summary["method"].isin([best, "lsh b=12 L=1 r=0"])]
+    best = best_lsh(summary, f"overlap@{k}_mean", overlap_target)["method"] if (summary["family"] == "lsh").any() else None
+    shown = summary[(summary["family"] != "lsh") | (summary["method"] == best)]
     fig = Figure(figsize=(7, 5))
     ax = fig.subplots()
     for _, row in shown.iterrows():
         color, marker = _FAMILY_STYLE.get(row["family"], ("tab:purple", "x"))
         values = [row[f"recall@{kk}_mean"] for kk in ks]
-        style = "--" if row["family"] == "lsh" and row["method"] != best else "-"
+        style = "--" if row["family"] == "lsh-original" else "-"
         ax.plot(list(ks), values, style, marker=marker, color=color, label=row["method"], alpha=0.8)
     ax.set_xscale("log")
     ax.set_xticks(list(ks), [str(kk) for kk in ks])

@@ -8,10 +8,21 @@ into that order, so a bucket lookup is a binary search (np.searchsorted).
 A query visits, in every table, its own bucket and (multi-probe) the buckets whose
 key differs in at most `probe_radius` bits, nearest first. The union of those
 buckets is its candidate set; candidates are re-ranked by the exact inner product
-with the original features. A query with fewer than k candidates falls back to
-exact search. Nothing loops in Python per gallery vector or per query: queries are
-processed in blocks, and a block is scored against the union of its members'
-candidates with one matrix product, masked so each query sees only its own.
+with the original features. Nothing loops in Python per gallery vector or per query:
+queries are processed in blocks, and a block is scored against the union of its
+members' candidates with one matrix product, masked so each query sees only its own.
+
+Two protocols decide what happens when the candidates are fewer than k:
+- "project" (default): the query falls back to exact search, so every query gets a
+  full top-k of true neighbours.
+- "original": the course project's notebook (hmtrii/tirg, `compute_similary_by_hasing`).
+  Only a query whose buckets are all EMPTY falls back to exact search; any other query
+  returns its candidates ranked by inner product and then the rest of the gallery,
+  which the notebook scored -1e11 each and left to argsort's unspecified tie order;
+  here they follow in ascending gallery id (a stated rule, so results are reproducible).
+  No probing (probe_radius must be 0). Unlike the notebook, the excluded source image
+  is the query's own: its masking indexed the gallery with the last candidate's id
+  (a loop variable overwritten by the inner loop), which is not reproduced.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ from tirg.index.exact import exact_search
 logger = logging.getLogger(__name__)
 
 MAX_BITS = 64  # keys are packed into one uint64
+PROTOCOLS = ("project", "original")
 MAX_PROBES = 100_000  # probe masks per table; beyond this multi-probe is slower than exact search
 _HASH_BLOCK_ROWS = 65536  # rows hashed at once: bounds the [rows, tables*bits] projection buffer
 _PROBE_CHUNK_QUERIES = 1024  # queries probed per call: bounds the (query, id) pair arrays
@@ -46,6 +58,8 @@ class LSHConfig:
     seed: seeds the hyperplanes of all tables (one generator, so tables differ).
     query_block: queries scored together against the union of their candidates
         (queries are sorted by first-table key first, so a block's members tend to share buckets).
+    protocol: "project" (fewer than k candidates: exact search) or "original" (the course
+        project's notebook: exact search only for an empty bucket; see the module docstring).
     """
 
     n_bits: int = 12
@@ -53,6 +67,7 @@ class LSHConfig:
     probe_radius: int = 0
     seed: int = 0
     query_block: int = 64
+    protocol: str = "project"
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_bits <= MAX_BITS:
@@ -69,10 +84,15 @@ class LSHConfig:
             )
         if self.query_block < 1:
             raise ValueError(f"query_block={self.query_block} must be >= 1")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={self.protocol!r} must be one of {PROTOCOLS}")
+        if self.protocol == "original" and self.probe_radius != 0:
+            raise ValueError(f"protocol='original' looks up one exact bucket per table; probe_radius={self.probe_radius} must be 0")
 
     @property
     def label(self) -> str:
-        return f"lsh b={self.n_bits} L={self.n_tables} r={self.probe_radius}"
+        setting = f"lsh b={self.n_bits} L={self.n_tables} r={self.probe_radius}"
+        return f"{setting} (original protocol)" if self.protocol == "original" else setting
 
 
 @dataclass(frozen=True)
@@ -107,7 +127,9 @@ class LSHResult:
     scores: np.ndarray  # float32 [Q, k]
     ids: np.ndarray  # int64 [Q, k]
     n_candidates: np.ndarray  # int64 [Q] distinct candidates re-ranked (excluded id not counted)
-    fallback: np.ndarray  # bool [Q] True where the query had fewer than k candidates and used exact search
+    # bool [Q] True where the query used exact search: fewer than k candidates ("project")
+    # or an empty bucket in every table ("original")
+    fallback: np.ndarray
 
 
 @dataclass
@@ -193,7 +215,12 @@ class LSHIndex:
         return offsets, pairs % len(self.gallery)
 
     def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> LSHResult:
-        """Top-k by exact inner product among each query's candidates (exact search if fewer than k)."""
+        """Top-k by exact inner product among each query's candidates; what follows them is the protocol's.
+
+        "project": exact search for a query with fewer than k candidates. "original": exact search
+        only for a query whose buckets are all empty; a query with 1..k-1 candidates gets them
+        first, then the other gallery ids in ascending order (scores -inf: not compared).
+        """
         queries = as_features("queries", queries, dim=self.planes.shape[2])
         n_queries, n_gallery = len(queries), len(self.gallery)
         exclude = as_exclude(exclude, n_queries, n_gallery)
@@ -233,11 +260,23 @@ class LSHIndex:
                 )
                 scores[members], ids[members] = block_scores, block_ids
 
-        fallback = n_candidates < k
+        if self.config.protocol == "original":
+            fallback = ~self._any_bucket(keys)
+            _fill_in_id_order(ids, n_candidates, ~fallback, exclude, n_gallery)
+        else:
+            fallback = n_candidates < k
         if fallback.any():
             fb_exclude = None if exclude is None else exclude[fallback]
             scores[fallback], ids[fallback] = exact_search(queries[fallback], self.gallery, k, exclude=fb_exclude)
         return LSHResult(scores=scores, ids=ids, n_candidates=n_candidates, fallback=fallback)
+
+    def _any_bucket(self, keys: np.ndarray) -> np.ndarray:
+        """bool [n]: the key of some table names a non-empty bucket (the excluded source may be its only item)."""
+        found = np.zeros(len(keys), dtype=bool)
+        for t, table in enumerate(self.tables):
+            slot = np.searchsorted(table.keys, keys[:, t]).clip(max=len(table.keys) - 1)
+            found |= table.keys[slot] == keys[:, t]
+        return found
 
     def _probe(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """All (query row, gallery id) pairs in the probed buckets of all tables; a pair may repeat."""
@@ -302,7 +341,34 @@ class LSHIndex:
         top_scores, top = _top_k(own_scores, min(k, width))
         scores[:, : top.shape[1]] = top_scores
         ids[:, : top.shape[1]] = union[np.take_along_axis(own_columns, top, axis=1)]
+        ids[np.arange(k)[None, :] >= n_candidates[:, None]] = -1  # padding, not a candidate
         return scores, ids, n_candidates
+
+
+def _fill_in_id_order(
+    ids: np.ndarray, n_candidates: np.ndarray, rows: np.ndarray, exclude: np.ndarray | None, n_gallery: int
+) -> None:
+    """Fill the slots after each selected row's candidates with the lowest gallery ids that are
+    neither candidates nor excluded, in ascending order (the original protocol's tail), in place."""
+    k = ids.shape[1]
+    rows = np.flatnonzero(rows & (n_candidates < k))
+    if len(rows) == 0:
+        return
+    # A row holds fewer than k candidates and at most one excluded id, so the first 2k + 1 ids
+    # (or the whole gallery, since k <= N - 1 with an exclusion) hold the k free ones it needs.
+    span = min(2 * k + 1, n_gallery)
+    taken = np.zeros((len(rows), span), dtype=bool)
+    row_ids = ids[rows]
+    r, c = np.nonzero((row_ids >= 0) & (row_ids < span))
+    taken[r, row_ids[r, c]] = True
+    if exclude is not None:
+        hit = (exclude[rows] >= 0) & (exclude[rows] < span)
+        taken[np.flatnonzero(hit), exclude[rows][hit]] = True
+    free = np.argsort(taken, axis=1, kind="stable")[:, :k]  # free ids first, ascending
+    slot = np.arange(k)[None, :] - n_candidates[rows, None]  # position in the tail
+    tail = slot >= 0
+    row_ids[tail] = free[np.nonzero(tail)[0], slot[tail]]
+    ids[rows] = row_ids
 
 
 def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
