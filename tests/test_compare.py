@@ -243,25 +243,19 @@ def test_faiss_peers_in_the_comparison() -> None:
     assert summary.set_index("method").loc["faiss-flat", "overlap@10_mean"] == 1.0
 
 
-def _tiny_cache(path, n_gallery: int = 40, n_queries: int = 30, dim: int = 8):
-    """A feature cache folder of a small gallery, written by the cache writer with a minimal manifest."""
-    from tirg.features import FORMAT, VERSION, _write_cache
+def _tiny_cache(css_root, tmp_path):
+    """The feature cache of a one-step checkpoint on the tiny CSS data set (a 40-image test gallery)."""
+    from tirg.features import compute_and_save
+    from tirg.runtime import seed_everything
+    from tirg.train import TrainConfig, train
 
-    queries, gallery, sources, _, labels = _task(n_gallery=n_gallery - n_gallery % 3, n_queries=n_queries, dim=dim)
-    gallery = np.concatenate([gallery, gallery[: n_gallery - len(gallery)]])
-    labels = np.concatenate([labels, labels[: n_gallery - len(labels)]])
-    targets = np.random.default_rng(1).integers(0, n_gallery, n_queries)
-    arrays = {"query_features": queries, "gallery_features": gallery, "query_sources": sources.astype(np.int64),
-              "query_targets": targets.astype(np.int64)}
-    manifest = {"format": FORMAT, "version": VERSION, "model": "tirg", "dataset": "css", "split": "test",
-                "normalized": False, "dim": dim, "num_queries": n_queries, "num_gallery": n_gallery,
-                "arrays": {n: {"shape": list(a.shape), "dtype": str(a.dtype)} for n, a in arrays.items()}}
-    query_table = pd.DataFrame({"source": sources, "target": targets, "text": "x", "target_caption": [f"c{labels[t]}" for t in targets]})
-    gallery_table = pd.DataFrame({"path": [f"{i}.png" for i in range(n_gallery)], "caption": [f"c{v}" for v in labels]})
-    return _write_cache(path, arrays, query_table, gallery_table, manifest)
+    seed_everything(0)
+    config = TrainConfig(dataset_path=str(css_root), loss="batch_based_classification", embed_dim=16, batch_size=4, num_iters=1, device="cpu")
+    checkpoint = train(config, run_dir=tmp_path / "run", evaluate_test=False).checkpoint
+    return compute_and_save(checkpoint, tmp_path / "cache")
 
 
-def test_lsh_script_runs_on_a_40_item_gallery_with_k_10(tmp_path, capsys) -> None:
+def test_lsh_script_runs_on_a_40_item_gallery_with_k_10(tiny_css, tmp_path, capsys) -> None:
     import importlib.util
     from pathlib import Path
 
@@ -269,7 +263,7 @@ def test_lsh_script_runs_on_a_40_item_gallery_with_k_10(tmp_path, capsys) -> Non
     spec = importlib.util.spec_from_file_location("lsh_script", script)
     lsh_script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lsh_script)
-    cache = _tiny_cache(tmp_path / "cache")
+    cache = _tiny_cache(tiny_css, tmp_path)
     args = ["--cache", str(cache), "--out", str(tmp_path / "out"), "--queries", "20", "--no-faiss"]
     assert lsh_script.main([*args, "--repeats", "2", "--k", "10"]) == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
