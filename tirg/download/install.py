@@ -18,12 +18,14 @@ from pathlib import Path
 from tirg.download.archive import unpack
 from tirg.download.fetch import DownloadError, corrupt_path, fetch, mismatch, partial_path
 from tirg.download.sources import SOURCES, Part, Source
-from tirg.fileio import atomic_directory
+from tirg.fileio import OutputKind, atomic_directory
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = ".tirg-download.json"
 MANIFEST_FORMAT = "tirg-download"
+# A placed data set is never replaced: a second call finds it ready and does nothing.
+DOWNLOADED = OutputKind("downloaded data set", MANIFEST, MANIFEST_FORMAT)
 DOWNLOADS = "downloads"
 READY, ANNOTATIONS_ONLY, PRESENT, MANUAL = "ready", "annotations only", "already present", "manual steps needed"
 
@@ -107,7 +109,7 @@ def _check_manual(part: Part, path: Path) -> None:
 
 
 def _assemble(source: Source, downloads: Path, target: Path) -> DownloadResult:
-    with atomic_directory(target) as staging:
+    with atomic_directory(target, DOWNLOADED) as staging:
         for part in source.parts:
             path = downloads / part.name
             logger.info("placing %s", path)
