@@ -150,6 +150,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_flags(*command: str) -> set[str]:
+    """The option strings `tirg <command...>` accepts, e.g. command_flags("hash", "train")."""
+    parser = _parser()
+    for name in command:
+        (subcommands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        parser = subcommands.choices[name]
+    return {option for action in parser._actions for option in action.option_strings}
+
+
 def _run_data(args: argparse.Namespace) -> int:
     if args.data_command == "check":
         from tirg.data.check import check_dataset
