@@ -95,30 +95,127 @@ def compose_query(
     return l2_normalize(composed)
 
 
-def retrieval_figure(
-    dataset: RetrievalDataset,
-    query_image: Image.Image,
+@dataclass(frozen=True)
+class Gallery:
+    """L2-normalised features of a data set split's images, from a feature cache or embedded now."""
+
+    dataset: RetrievalDataset  # ids index its images and captions
+    features: np.ndarray  # [N, d]
+    image_size: int | None  # evaluation's preprocessing size; None: the stored size (CSS)
+    query_features: np.ndarray | None = None  # a cache's composed test queries, in `dataset.queries` order
+
+    @classmethod
+    def from_cache(cls, cache: FeatureCache, dataset: RetrievalDataset) -> Gallery:
+        image_size = cache.manifest["preprocessing"]["image_size"]
+        return cls(dataset, cache.gallery_features, image_size, cache.query_features)
+
+    @classmethod
+    def embed(
+        cls,
+        model: ComposeModel,
+        dataset: RetrievalDataset,
+        image_size: int | None,
+        batch_size: int = 64,
+        device: str | torch.device = "cpu",
+        progress: bool = False,
+    ) -> Gallery:
+        images = compute_image_features(model, dataset, image_transform(image_size), batch_size, device=device, progress=progress)
+        return cls(dataset, l2_normalize(images), image_size)
+
+
+def check_query_index(dataset: RetrievalDataset, index: int) -> None:
+    if not 0 <= index < len(dataset.queries):
+        raise ValueError(f"--query_index {index}: {dataset.name} {dataset.split} has {len(dataset.queries)} test queries")
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    dataset: RetrievalDataset  # the gallery's data set: `found.ids` index its images
+    query_path: str  # the photo, or the test query's source image
+    query_image: Image.Image
+    text: str
+    found: Retrieved
+    target: int | None = None  # the ground-truth gallery id, for a test query with its own text
+
+    def rows(self) -> list[dict]:
+        """One dict per result, best first: rank, gallery id, image path, caption, score, hit (None when unknown)."""
+        hits = self.found.hits
+        return [
+            {
+                "rank": rank + 1,
+                "id": index,
+                "path": str(self.dataset.image_files[index]),
+                "caption": self.dataset.captions[index],
+                "score": score,
+                "hit": None if hits is None else hits[rank],
+            }
+            for rank, (index, score) in enumerate(zip(self.found.ids, self.found.scores))
+        ]
+
+    def figure(self, columns: int = 4) -> Figure:
+        """The seeds' figure: the query image titled with its text (and the ground truth when known), then the top-k, hits framed."""
+        return retrieval_grid_figure(
+            self.query_image,
+            self.text,
+            [self.dataset.load_image(i) for i in self.found.ids],
+            self.found.hits,
+            columns,
+            target_image=None if self.target is None else self.dataset.load_image(self.target),
+        )
+
+
+def query_by_index(
+    gallery: Gallery,
+    index: int,
+    k: int,
+    text: str | None = None,
+    model: ComposeModel | None = None,
+    device: str | torch.device = "cpu",
+) -> RetrievalResult:
+    """Test query `index` of the gallery's split: its source image with its own text (hits marked, ground truth
+    shown) or with another `text` (nothing marked: the ground truth answers the query's own text).
+
+    The source image is left out of the results where the data set's protocol says so (not FashionIQ).
+    A cache's composed feature is used where it exists; otherwise `model` composes the query.
+    """
+    dataset = gallery.dataset
+    check_query_index(dataset, index)
+    query = dataset.queries[index]
+    text = text or query.text
+    own_text = text == query.text
+    source = dataset.load_image(query.source)
+    if own_text and gallery.query_features is not None:
+        feature = np.asarray(gallery.query_features[index])
+    elif model is None:
+        raise ValueError("a model is needed to compose this query (a gallery without cached query features, or another text)")
+    else:
+        feature = compose_query(model, source, text, photo_transform(gallery.image_size, dataset), device)
+    ids, scores = search_gallery(gallery.features, feature, k, query.source if dataset.exclude_source else None)
+    source_path = str(dataset.image_files[query.source])
+    if not own_text:
+        return RetrievalResult(dataset, source_path, source, text, Retrieved(ids, scores, None))
+    hits = [dataset.captions[i] == query.target_caption for i in ids]
+    return RetrievalResult(dataset, source_path, source, text, Retrieved(ids, scores, hits), query.target)
+
+
+def query_by_photo(
+    model: ComposeModel,
+    gallery: Gallery,
+    image: Image.Image,
     text: str,
-    found: Retrieved,
-    columns: int = 4,
-    target: int | None = None,
-) -> Figure:
-    """The seeds' figure: the query image titled with its text (and the ground truth when known), then the top-k, hits framed."""
-    return retrieval_grid_figure(
-        query_image,
-        text,
-        [dataset.load_image(i) for i in found.ids],
-        found.hits,
-        columns,
-        target_image=dataset.load_image(target) if target is not None and target >= 0 else None,
-    )
+    k: int,
+    device: str | torch.device = "cpu",
+    path: str = "",
+) -> RetrievalResult:
+    """Any image (at `path`, for the record) plus any text, composed by `model`; nothing is left out or marked."""
+    feature = compose_query(model, image, text, photo_transform(gallery.image_size, gallery.dataset), device)
+    ids, scores = search_gallery(gallery.features, feature, k)
+    return RetrievalResult(gallery.dataset, path, image, text, Retrieved(ids, scores, None))
 
 
 def cache_query_figure(cache: FeatureCache, dataset: RetrievalDataset, index: int, k: int = 16, columns: int = 4) -> Figure:
     """Source image with its text and ground truth, then the top-k with hits marked."""
-    source = dataset.load_image(int(cache.query_sources[index]))
-    text = str(cache.queries["text"].iloc[index])
-    return retrieval_figure(dataset, source, text, cache_query(cache, index, k), columns, int(cache.query_targets[index]))
+    return query_by_index(Gallery.from_cache(cache, dataset), index, k).figure(columns)
 
 
 def custom_query_figure(
@@ -132,9 +229,7 @@ def custom_query_figure(
     device: str | torch.device = "cpu",
 ) -> Figure:
     """Any image plus any text: the top-k from the cached gallery (no ground truth, so no hit marks)."""
-    feature = compose_query(model, image, text, query_transform(cache, dataset), device)
-    ids, scores = search_cache(cache, feature, k)
-    return retrieval_figure(dataset, image, text, Retrieved(ids, scores, None), columns)
+    return query_by_photo(model, Gallery.from_cache(cache, dataset), image, text, k, device).figure(columns)
 
 
 def require_cache_of(cache: FeatureCache, checkpoint: str | Path) -> None:
@@ -198,79 +293,31 @@ class RetrieveConfig:
             raise ValueError(f"--top_k {self.top_k} and --batch_size {self.batch_size} must be >= 1")
 
 
-@dataclass(frozen=True)
-class RetrievalResult:
-    dataset: RetrievalDataset  # the gallery's data set: `found.ids` index its images
-    query_path: str  # the photo, or the test query's source image
-    query_image: Image.Image
-    text: str
-    found: Retrieved
-    target: int | None = None  # the ground-truth gallery id, for a test query with its own text
-
-    def rows(self) -> list[dict]:
-        """One dict per result, best first: rank, gallery id, image path, caption, score, hit (None when unknown)."""
-        hits = self.found.hits
-        return [
-            {
-                "rank": rank + 1,
-                "id": index,
-                "path": str(self.dataset.image_files[index]),
-                "caption": self.dataset.captions[index],
-                "score": score,
-                "hit": None if hits is None else hits[rank],
-            }
-            for rank, (index, score) in enumerate(zip(self.found.ids, self.found.scores))
-        ]
-
-    def figure(self, columns: int = 5) -> Figure:
-        return retrieval_figure(self.dataset, self.query_image, self.text, self.found, columns, self.target)
 
 
 def retrieve(config: RetrieveConfig, progress: bool = False) -> RetrievalResult:
-    """Run one query; every input is checked before the gallery is embedded.
-
-    A test query's own source image is left out of its results where the data set's protocol
-    says so; a photo given as `image` is never left out, even when it is a gallery image.
-    """
+    """`tirg retrieve`: load the checkpoint and the gallery, run the query; every input is checked before
+    the gallery is embedded. A photo given as `image` is never left out, even when it is a gallery image."""
     from tirg.runtime import resolve_device
 
     photo = load_query_image(config.image) if config.image is not None else None
     device = resolve_device(config.device)
     model, state = load_model(config.checkpoint, device)
     run = TrainConfig.from_dict(state["config"])
-    cache = None
-    if config.cache is not None:
-        cache = load_feature_cache(config.cache)
+    cache = None if config.cache is None else load_feature_cache(config.cache)
+    if cache is not None:
         require_cache_of(cache, config.checkpoint)
         dataset = cache_dataset(run, cache)
-        image_size = cache.manifest["preprocessing"]["image_size"]
     else:
         name = config.dataset or run.dataset
         options = replace(run, dataset=name).dataset_options()
         dataset = with_query_texts(run, load_dataset(name, config.dataset_path or run.dataset_path, config.split or "test", **options))
-        image_size = run.resolved_image_size()
-    if config.query_index is not None and config.query_index >= len(dataset.queries):
-        raise ValueError(f"--query_index {config.query_index}: {dataset.name} {dataset.split} has {len(dataset.queries)} test queries")
+    if config.query_index is not None:
+        check_query_index(dataset, config.query_index)
     if cache is not None:
-        gallery = cache.gallery_features
+        gallery = Gallery.from_cache(cache, dataset)
     else:
-        images = compute_image_features(model, dataset, image_transform(image_size), config.batch_size, device=device, progress=progress)
-        gallery = l2_normalize(images)
-    transform = photo_transform(image_size, dataset)
+        gallery = Gallery.embed(model, dataset, run.resolved_image_size(), config.batch_size, device, progress)
     if photo is not None:
-        ids, scores = search_gallery(gallery, compose_query(model, photo, str(config.text), transform, device), config.top_k)
-        return RetrievalResult(dataset, str(config.image), photo, str(config.text), Retrieved(ids, scores, None))
-    index = int(config.query_index)  # type: ignore[arg-type]
-    query = dataset.queries[index]
-    text = config.text or query.text
-    own_text = text == query.text
-    source, source_path = dataset.load_image(query.source), str(dataset.image_files[query.source])
-    if own_text and cache is not None:
-        feature = np.asarray(cache.query_features[index])
-    else:
-        feature = compose_query(model, source, text, transform, device)
-    ids, scores = search_gallery(gallery, feature, config.top_k, query.source if dataset.exclude_source else None)
-    if not own_text:  # the ground truth answers the query's own text, not this one
-        return RetrievalResult(dataset, source_path, source, text, Retrieved(ids, scores, None))
-    hits = [dataset.captions[i] == query.target_caption for i in ids]
-    return RetrievalResult(dataset, source_path, source, text, Retrieved(ids, scores, hits), query.target)
+        return query_by_photo(model, gallery, photo, str(config.text), config.top_k, device, str(config.image))
+    return query_by_index(gallery, int(config.query_index), config.top_k, config.text, model, device)  # type: ignore[arg-type]
