@@ -24,6 +24,7 @@ from tirg.features import FeatureCache, file_sha256, load_feature_cache
 from tirg.index import exact_search
 from tirg.models import ComposeModel
 from tirg.plots_notebooks import retrieval_grid_figure
+from tirg.runtime import resolve_device
 from tirg.train import TrainConfig, with_query_texts
 
 
@@ -298,8 +299,6 @@ class RetrieveConfig:
 def retrieve(config: RetrieveConfig, progress: bool = False) -> RetrievalResult:
     """`tirg retrieve`: load the checkpoint and the gallery, run the query; every input is checked before
     the gallery is embedded. A photo given as `image` is never left out, even when it is a gallery image."""
-    from tirg.runtime import resolve_device
-
     photo = load_query_image(config.image) if config.image is not None else None
     device = resolve_device(config.device)
     model, state = load_model(config.checkpoint, device)
