@@ -1,4 +1,4 @@
-"""The `tirg` command: data generation, training, evaluation and the demo.
+"""The `tirg` command: data generation, training, evaluation, retrieval and the demo.
 
 `tirg train` accepts TIRG's original `main.py` flag names (`--dataset`, `--num_iters`, ...).
 """
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import fields
+from pathlib import Path
 
 from tirg.original import VOCABULARY_ORDERS
 from tirg.train import TrainConfig
@@ -85,6 +86,28 @@ def _add_checkpoint_commands(commands: argparse._SubParsersAction) -> None:
     exported.add_argument("--overwrite", action="store_true")
 
 
+def _add_retrieve_parser(commands: argparse._SubParsersAction) -> None:
+    retrieve = commands.add_parser(
+        "retrieve", help="one query (a test query, or any photo plus a text) against a gallery: ranked paths, captions, scores"
+    )
+    retrieve.add_argument("--checkpoint", required=True)
+    retrieve.add_argument("--cache", help="a feature cache of the checkpoint (compute_and_save.py); without it, the split is embedded now")
+    retrieve.add_argument("--dataset", help="without --cache: the gallery's data set (default: the checkpoint's)")
+    retrieve.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", help="without --cache (default: the checkpoint's)")
+    retrieve.add_argument("--split", help="without --cache (default: test)")
+    query = retrieve.add_mutually_exclusive_group(required=True)
+    query.add_argument("--image", help="any photo, preprocessed as evaluation preprocesses the gallery")
+    query.add_argument("--query_index", "--query-index", dest="query_index", type=int, help="test query N of the split")
+    retrieve.add_argument("--text", help="the modification; required with --image (default with --query_index: the query's own)")
+    retrieve.add_argument("--top_k", "--top-k", dest="top_k", type=int, default=10)
+    retrieve.add_argument("--json", action="store_true", help="print JSON instead of plain text")
+    retrieve.add_argument("--out", help="save the figure here (.png, .jpg, .pdf, .svg): the query titled with its text, then the top-k")
+    retrieve.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    retrieve.add_argument("--columns", type=int, default=5, help="results per row of the figure")
+    retrieve.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=64)
+    retrieve.add_argument("--device", default="auto")
+
+
 def _dataset_options(pairs: list[str]) -> dict[str, str]:
     options = {}
     for pair in pairs:
@@ -146,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--device", default="auto")
 
     _add_checkpoint_commands(commands)
+    _add_retrieve_parser(commands)
 
     demo = commands.add_parser("demo", help="generate CSS, train tirg and baselines, evaluate, plot")
     demo.add_argument("--data", default="data/css")
@@ -159,6 +183,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add_hash_parser(commands)
     return parser
+
+
+def command_flags(*command: str) -> set[str]:
+    """The option strings `tirg <command...>` accepts, e.g. command_flags("hash", "train")."""
+    parser = _parser()
+    for name in command:
+        (subcommands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+        parser = subcommands.choices[name]
+    return {option for action in parser._actions for option in action.option_strings}
 
 
 def _run_data(args: argparse.Namespace) -> int:
@@ -264,6 +297,35 @@ def _run_export_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_retrieve(args: argparse.Namespace) -> int:
+    from tirg.plots import save_figure
+    from tirg.retrieval import RetrieveConfig, retrieve
+
+    out = Path(args.out) if args.out else None
+    if out is not None:  # refused before any work
+        if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+            raise ValueError(f"--out {out}: expected a .png, .jpg, .pdf or .svg file name")
+        if out.is_dir() or (out.exists() and not args.overwrite):
+            raise FileExistsError(f"--out {out} already exists; choose another name, or pass --overwrite to replace the file")
+    config = RetrieveConfig(**{f.name: getattr(args, f.name) for f in fields(RetrieveConfig)})
+    result = retrieve(config, progress=True)
+    if out is not None:
+        save_figure(result.figure(args.columns), out)
+    rows = result.rows()
+    if args.json:
+        target = None if result.target is None else str(result.dataset.image_files[result.target])
+        query = {"image": result.query_path, "text": result.text, "query_index": args.query_index, "target": target}
+        print(json.dumps({"query": query, "figure": None if out is None else str(out), "results": rows}, indent=2))
+        return 0
+    print(f'query: {result.query_path} + "{result.text}"')
+    for row in rows:
+        hit = {True: "hit ", False: "    ", None: ""}[row["hit"]]
+        print(f"{row['rank']:>4}  {row['score']:.4f}  {hit}{row['path']}  {row['caption']}")
+    if out is not None:
+        print(f"wrote {out}")
+    return 0
+
+
 def _run_demo(args: argparse.Namespace) -> int:
     from tirg.demo import DemoConfig, run_demo
 
@@ -283,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tirg.hashing.cli import run_hash
 
     runners = {"data": _run_data, "train": _run_train, "eval": _run_eval, "demo": _run_demo, "hash": run_hash}
-    runners.update({"import-checkpoint": _run_import_checkpoint, "export-checkpoint": _run_export_checkpoint})
+    runners.update({"import-checkpoint": _run_import_checkpoint, "export-checkpoint": _run_export_checkpoint, "retrieve": _run_retrieve})
     try:
         return runners[args.command](args)
     except (TirgError, FileExistsError, FileNotFoundError, ValueError) as error:

@@ -25,7 +25,7 @@ from tirg.features import MANIFEST, FeatureCache
 from tirg.fileio import atomic_write, describe_entries
 from tirg.models import ComposeModel
 from tirg.plots_notebooks import figure_png, training_curves_figure
-from tirg.retrieval import cache_query_figure, custom_query_figure
+from tirg.retrieval import Gallery, query_by_index, query_by_photo
 from tirg.train import checkpoint_file
 
 NOTEBOOK_CHECKPOINT = "runs/notebook/best_checkpoint.pth"
@@ -188,7 +188,8 @@ class RetrievalApp:
     """Pick a test query or upload an image, type a modification text, see the top-k.
 
     With a test query and no text (or its own text), the result marks ground-truth hits; any
-    other text, or an uploaded image, is composed with the model and searched the same way.
+    other text, or an uploaded image, is composed with the model and searched the same way. A test
+    query's source image is left out of its results, whatever the text; an upload never is.
     """
 
     def __init__(
@@ -227,17 +228,16 @@ class RetrievalApp:
         return Image.open(io.BytesIO(bytes(content))).convert("RGB")
 
     def figure(self) -> Figure:
+        """The same queries as `tirg retrieve`: a test query (its source left out) or the uploaded photo."""
         text = self.text.value.strip()
+        gallery = Gallery.from_cache(self.cache, self.dataset)
         if self.source.value == "uploaded image":
             if not text:
                 raise ValueError("type a modification text for the uploaded image")
-            return custom_query_figure(self.model, self.cache, self.dataset, self.uploaded_image(), text, self.k, self.columns, self.device)
-        index = int(self.query.value)
-        own_text = str(self.cache.queries["text"].iloc[index])
-        if not text or text == own_text:
-            return cache_query_figure(self.cache, self.dataset, index, self.k, self.columns)
-        source = self.dataset.load_image(int(self.cache.query_sources[index]))
-        return custom_query_figure(self.model, self.cache, self.dataset, source, text, self.k, self.columns, self.device)
+            found = query_by_photo(self.model, gallery, self.uploaded_image(), text, self.k, self.device, "uploaded image")
+        else:
+            found = query_by_index(gallery, int(self.query.value), self.k, text or None, self.model, self.device)
+        return found.figure(self.columns)
 
     def search(self) -> None:
         """Redraw the results in the output area; a bad input shows as a message there, not a traceback."""

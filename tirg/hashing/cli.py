@@ -21,7 +21,10 @@ def add_hash_parser(commands: argparse._SubParsersAction) -> None:
 
     train = sub.add_parser("train", help="train the hashing network, then report mAP@all (final and best seen)")
     train.add_argument("--dataset_name", choices=("CUB", "Stanford_Dogs"), default=_DEFAULTS.dataset_name)
-    train.add_argument("--dataset_path", default=_DEFAULTS.dataset_path, help="CUB_200_2011 folder, or the folder with Images/ and *_list.mat")
+    train.add_argument(
+        "--dataset_path", "--datapath_CUB", "--datapath_dog", dest="dataset_path", default=_DEFAULTS.dataset_path,
+        help="CUB_200_2011 folder, or the folder with Images/ and *_list.mat (the original's --datapath_CUB / --datapath_dog)",
+    )  # fmt: skip
     train.add_argument("--binary_bits", type=int, default=_DEFAULTS.binary_bits)
     train.add_argument("--margin", type=float, default=None, help="default: bits / 4 + 4 (8 for 16 bits, 20 for 64)")
     train.add_argument("--lr", type=float, default=_DEFAULTS.lr)
