@@ -237,6 +237,10 @@ while True:
 """
 
 
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
 def test_sigkill_at_random_moments_leaves_one_complete_version(run, tmp_path):
     seed_cache = compute_and_save(run / CHECKPOINT_NAME, tmp_path / "seed")
     cache, saved, done = tmp_path / "cache", tmp_path / "saved.pth", tmp_path / "done.txt"
@@ -244,10 +248,12 @@ def test_sigkill_at_random_moments_leaves_one_complete_version(run, tmp_path):
     delays = np.random.default_rng(13).uniform(0.0, 0.5, size=3)
     for attempt, delay in enumerate(delays):
         argv = [sys.executable, "-c", WRITER, str(run / CHECKPOINT_NAME), str(seed_cache), str(cache), str(saved), str(done)]
+        writes_before = _lines(done)
         writer = subprocess.Popen(argv, env=env)
-        # The last kill comes after a complete write, so it lands while an existing version is being replaced.
-        wait_for = done if attempt == len(delays) - 1 else done.with_suffix(".ready")
-        while not wait_for.exists():
+        # The last kill comes after a complete write by this writer, so it lands while an existing
+        # version is being replaced.
+        last = attempt == len(delays) - 1
+        while not done.with_suffix(".ready").exists() or (last and _lines(done) == writes_before):
             assert writer.poll() is None, "the writer failed"
             time.sleep(0.01)
         time.sleep(delay)
