@@ -59,12 +59,20 @@ def test_train_notebook_keeps_the_best_checkpoint_and_plots_the_losses(work, tra
     assert any("image/png" in output.get("data", {}) for output in training_cell.outputs), "no live plot displayed"
 
 
-@pytest.mark.parametrize(("dataset", "fixture"), [("fashion200k", "fashion200k_tree"), ("mitstates", "mitstates_tree")])
-def test_train_notebook_keeps_the_best_checkpoint_on_real_data_set_formats(dataset, fixture, request, tmp_path):
+@pytest.mark.parametrize(
+    ("dataset", "fixture", "options"),
+    [
+        ("fashion200k", "fashion200k_tree", {"val_fraction": 0.3}),
+        ("mitstates", "mitstates_tree", {"val_fraction": 0.3}),
+        # Four training pairs on four sources: half held out leaves a batch of two.
+        ("fashionIQ", "fashioniq_tree", {"val_fraction": 0.5, "batch_size": 2}),
+    ],
+)
+def test_train_notebook_keeps_the_best_checkpoint_on_real_data_set_formats(dataset, fixture, options, request, tmp_path):
     # Fixture images are 8 px; 64 px keeps ResNet-18's last maps above 1x1 (smaller ones make batch norm blow up).
     parameters = {
         "smoke": True, "dataset": dataset, "dataset_path": str(request.getfixturevalue(fixture)), "image_size": 64,
-        "val_fraction": 0.3, "run_dir": str(tmp_path / "run"), "figures_dir": str(tmp_path / "figures"), "device": "cpu",
+        "run_dir": str(tmp_path / "run"), "figures_dir": str(tmp_path / "figures"), "device": "cpu", **options,
     }  # fmt: skip
     run_notebook(NOTEBOOKS / "01_train.ipynb", parameters, tmp_path)
     best = load_checkpoint(tmp_path / "run" / "best_checkpoint.pth")
