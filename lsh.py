@@ -18,15 +18,17 @@ import logging
 import sys
 from pathlib import Path
 
-from tirg.compare import CompareConfig, compare_feature_cache, ks_up_to, lsh_grid, two_row_table, write_outputs
+from tirg.compare import COMPARISON_RESULTS, CompareConfig, compare_feature_cache, ks_up_to, lsh_grid, two_row_table, write_outputs
 from tirg.errors import TirgError
+from tirg.fileio import check_output_dir
 from tirg.features import check_same_checkpoint, dataset_for_cache, load_feature_cache
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", required=True, help="feature cache folder written by compute_and_save.py")
-    parser.add_argument("--out", default="results/lsh", help="folder for the CSV, table and plots")
+    parser.add_argument("--out", default="results/lsh", help="folder for the CSV, table and plots (written whole)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier comparison at --out (nothing else is ever replaced)")
     parser.add_argument("--dataset_path", "--dataset-path", dest="dataset_path",
                         help="where the cache's data set is now (default: the path in its manifest); it scores the queries")
     parser.add_argument("--repeats", type=int, default=5, help="random query samples")
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     _check_numbers(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_output_dir(args.out, COMPARISON_RESULTS, args.overwrite)  # before any work
         cache = load_feature_cache(args.cache)
         dataset = dataset_for_cache(cache, args.dataset_path)
         config = CompareConfig(n_repeats=args.repeats, n_queries=args.queries, ks=ks_up_to(args.k), seed=args.seed,
@@ -64,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except (TirgError, ValueError, ImportError) as error:
         print(f"lsh.py: error: {error}", file=sys.stderr)
         return 2
-    write_outputs(comparison, Path(args.out), config.overlap_target)
+    try:
+        write_outputs(comparison, Path(args.out), config.overlap_target, overwrite=args.overwrite)
+    except TirgError as error:
+        print(f"lsh.py: error: {error}", file=sys.stderr)
+        return 2
     print(two_row_table(comparison.summary, config.overlap_target, max(comparison.ks)))
     return 0
 

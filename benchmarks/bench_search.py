@@ -60,7 +60,7 @@ def run_profile(name: str, config: CompareConfig, out_dir: Path, seed: int) -> d
     comparison = run_comparison(
         data.queries, data.gallery, data.source_ids, data.target_labels, data.gallery_labels, config
     )
-    write_outputs(comparison, out_dir, config.overlap_target, config.ks)
+    write_outputs(comparison, out_dir, config.overlap_target, config.ks, overwrite=True)  # the benchmark's own folder
     summary = comparison.summary
     front = summary[pareto_front(summary, "overlap@100_mean")].sort_values("query_s_mean")
     result = acceptance(summary, config.overlap_target)

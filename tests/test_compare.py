@@ -264,7 +264,7 @@ def test_lsh_script_runs_on_a_40_item_gallery_with_k_10(tiny_css, tmp_path, caps
     lsh_script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(lsh_script)
     cache = _tiny_cache(tiny_css, tmp_path)
-    args = ["--cache", str(cache), "--out", str(tmp_path / "out"), "--queries", "20", "--no-faiss"]
+    args = ["--cache", str(cache), "--out", str(tmp_path / "out"), "--queries", "20", "--no-faiss", "--overwrite"]
     assert lsh_script.main([*args, "--repeats", "2", "--k", "10"]) == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert {"recall@10_mean", "overlap@10_mean"} <= set(summary.columns) and "recall@50_mean" not in summary
@@ -277,3 +277,27 @@ def test_lsh_script_runs_on_a_40_item_gallery_with_k_10(tiny_css, tmp_path, caps
     assert "R@39" in printed and "±" not in printed and "nan" not in printed
     assert lsh_script.main([*args, "--k", "0"]) == 2
     assert "k=0" in capsys.readouterr().err
+
+
+def test_lsh_script_replaces_only_its_own_comparison_and_only_with_overwrite(tiny_css, tmp_path, capsys) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "lsh.py"
+    spec = importlib.util.spec_from_file_location("lsh_script", script)
+    lsh_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lsh_script)
+    cache = _tiny_cache(tiny_css, tmp_path)
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("mine")
+    args = ["--cache", str(cache), "--queries", "10", "--repeats", "1", "--no-faiss", "--k", "10"]
+    assert lsh_script.main([*args, "--out", str(foreign), "--overwrite"]) == 2
+    assert "thesis.tex" in capsys.readouterr().err and (foreign / "thesis.tex").read_text() == "mine"
+    out = tmp_path / "out"
+    assert lsh_script.main([*args, "--out", str(out)]) == 0
+    first = (out / "summary.csv").read_bytes()
+    assert lsh_script.main([*args, "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "summary.csv").read_bytes() == first
+    assert lsh_script.main([*args, "--out", str(out), "--overwrite", "--seed", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(["tirg-output.json", "summary.csv", "runs.csv", "table.md", "recall_vs_time.png", "recall_at_k.png"])

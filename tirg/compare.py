@@ -24,6 +24,7 @@ from tirg.data import RetrievalDataset
 from tirg.index.checks import as_exclude, as_features
 from tirg.index.exact import exact_search
 from tirg.features import FeatureCache, dataset_for_cache
+from tirg.fileio import atomic_directory, marked_kind
 from tirg.index.lsh import LSHConfig, LSHIndex
 from tirg.metrics import DEFAULT_KS, recall_at_ks
 
@@ -389,30 +390,37 @@ def _mean_std(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def write_outputs(
-    comparison: Comparison, out_dir: Path, overlap_target: float, ks: Sequence[int] | None = None
-) -> list[Path]:
-    """Write summary.csv, runs.csv, table.md and the two plots into out_dir; return the paths written.
+# What `write_outputs` writes: its folder is replaced only when it holds nothing else (and with overwrite).
+COMPARISON_FILES = ("summary.csv", "runs.csv", "table.md", "recall_vs_time.png", "recall_at_k.png", "learned_vs_random.md", "learned_vs_random.png")
+COMPARISON_RESULTS = marked_kind("search comparison folder", "tirg-search-comparison", COMPARISON_FILES)
 
-    ks defaults to the cut-offs the comparison measured (comparison.ks).
+
+def write_outputs(
+    comparison: Comparison, out_dir: Path, overlap_target: float, ks: Sequence[int] | None = None, overwrite: bool = False
+) -> list[Path]:
+    """Write summary.csv, runs.csv, table.md and the two plots as folder out_dir; return the paths written.
+
+    The folder is written whole (staged, then swapped in): an existing one is replaced only when it
+    is an earlier comparison's and `overwrite` is set. ks defaults to the cut-offs the comparison
+    measured (comparison.ks).
     """
     from tirg.plots_compare import plot_recall_curves, plot_recall_vs_time
 
     ks = comparison.ks if ks is None else tuple(ks)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "summary.csv", out_dir / "runs.csv", out_dir / "table.md"]
-    comparison.summary.to_csv(paths[0], index=False)
-    comparison.runs.to_csv(paths[1], index=False)
-    paths[2].write_text(two_row_table(comparison.summary, overlap_target, max(ks)))
-    paths.append(plot_recall_vs_time(comparison.summary, out_dir / "recall_vs_time.png", k=max(ks)))
-    paths.append(plot_recall_curves(comparison.summary, out_dir / "recall_at_k.png", ks, overlap_target))
-    if (comparison.summary["family"] == "learned-hash").any():
-        from tirg.plots_compare import plot_learned_vs_random
+    names = ["summary.csv", "runs.csv", "table.md", "recall_vs_time.png", "recall_at_k.png"]
+    with atomic_directory(out_dir, COMPARISON_RESULTS, overwrite) as staging:
+        comparison.summary.to_csv(staging / names[0], index=False)
+        comparison.runs.to_csv(staging / names[1], index=False)
+        (staging / names[2]).write_text(two_row_table(comparison.summary, overlap_target, max(ks)))
+        plot_recall_vs_time(comparison.summary, staging / names[3], k=max(ks))
+        plot_recall_curves(comparison.summary, staging / names[4], ks, overlap_target)
+        if (comparison.summary["family"] == "learned-hash").any():
+            from tirg.plots_compare import plot_learned_vs_random
 
-        paths.append(out_dir / "learned_vs_random.md")
-        paths[-1].write_text(learned_vs_random_table(comparison.summary, max(ks)))
-        paths.append(plot_learned_vs_random(comparison.summary, out_dir / "learned_vs_random.png", max(ks)))
-    return paths
+            names += ["learned_vs_random.md", "learned_vs_random.png"]
+            (staging / names[5]).write_text(learned_vs_random_table(comparison.summary, max(ks)))
+            plot_learned_vs_random(comparison.summary, staging / names[6], max(ks))
+    return [Path(out_dir) / name for name in names]
 
 
 def _build_exact(gallery: np.ndarray, seed: int = 0) -> Searcher:
