@@ -35,7 +35,10 @@ def add_hash_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     train.add_argument("--device", default=_DEFAULTS.device)
     train.add_argument("--num_workers", type=int, default=_DEFAULTS.num_workers)
-    train.add_argument("--backbone_weights", default=None, help="torchvision ResNet-18 state dict (e.g. ImageNet)")
+    train.add_argument("--backbone", default=_DEFAULTS.backbone, help="resnet18 (the original's), efficientnet_lite0, vit_b_16 or any timm model name")
+    train.add_argument("--backbone_weights", default=None, help="a state dict PATH, imagenet (offline for efficientnet_lite0 with the 'pretrained' extra) or none")
+    train.add_argument("--freeze_backbone", action="store_true", help="cache backbone features once and train only the hash head")
+    train.add_argument("--feature_cache", default=None, help="folder of the frozen backbone's features, reusable across runs (default: in the run folder)")
     train.add_argument("--ngpu", default=None, help="accepted for the original's command line and ignored (use --device)")
     train.add_argument("--out", default=None, help="run folder (default: runs/hash/<time>_<dataset>_<bits>bits)")
 
