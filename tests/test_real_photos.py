@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def birds(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_cub_fashion200k(tmp_path_factory.mktemp("birds") / "Fashion200k", shared_data / "cub50" / "CUB_200_2011", per_class=15, size=64)  # lsh.py needs a gallery over 100
+    return write_cub_fashion200k(tmp_path_factory.mktemp("birds") / "Fashion200k", shared_data / "cub50" / "CUB_200_2011", per_class=16, size=64)  # lsh.py needs a gallery over 100
 
 
 def test_bird_captions_mine_real_one_word_queries(birds: Path) -> None:
@@ -55,7 +55,7 @@ def test_pretrained_backbone_through_check_train_eval_cache_and_lsh(birds: Path,
     run = [sys.executable, str(REPO / "compute_and_save.py"), "--checkpoint", str(checkpoint), "--out", str(cache), "--device", "cpu"]
     subprocess.run(run, check=True, cwd=REPO, capture_output=True)
     manifest = json.loads((cache / "manifest.json").read_text())
-    assert manifest["num_queries"] == len(load_dataset("fashion200k", birds, "test").queries) > 100
+    assert manifest["num_queries"] == len(load_dataset("fashion200k", birds, "test").queries) > 101
     lsh = [sys.executable, str(REPO / "lsh.py"), "--cache", str(cache), "--out", str(out), "--repeats", "1", "--queries", "5", "--no-faiss"]
     subprocess.run(lsh, check=True, cwd=REPO, capture_output=True)
     assert (out / "summary.csv").is_file()
