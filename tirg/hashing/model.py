@@ -1,4 +1,4 @@
-"""Hashing network: ResNet-18 body, Linear(512, bits) and tanh, giving relaxed codes in (-1, 1)."""
+"""Hashing network: an image backbone (ResNet-18 by default), Linear(features, bits) and tanh: relaxed codes in (-1, 1)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,38 @@ import numpy as np
 import torch
 from torch import nn
 
-from tirg.models.image import resnet18_encoder
+from tirg.models.backbones import Preprocessing
+from tirg.models.image import backbone_features, build_image_encoder, encoder_preprocessing
 
 
 class HashNet(nn.Module):
-    """The original's HashModel: a ResNet-18 whose fc is Linear(512, bits), then tanh.
+    """The original's HashModel: a backbone whose fc is Linear(features, bits), then tanh.
 
-    `weights_path`: torchvision ResNet-18 state dict (the original used ImageNet weights);
-    without it the body starts from random initialisation.
+    `backbone`: 'resnet18' (the original's), 'vit_b_16' or a timm model name. `weights_path`:
+    a state dict path, 'imagenet' (the original used ImageNet weights) or None (random init).
+    The hash head is `net.fc`; `head(backbone_features(x))` equals `forward(x)`, which lets a
+    frozen backbone's features be computed once and only the head be trained.
     """
 
-    def __init__(self, bits: int, weights_path: str | Path | None = None) -> None:
+    def __init__(self, bits: int, weights_path: str | Path | None = None, backbone: str = "resnet18") -> None:
         super().__init__()
         if bits < 1:
             raise ValueError(f"bits={bits} must be >= 1 (--binary_bits)")
         self.bits = bits
-        self.net = resnet18_encoder(embed_dim=bits, weights_path=weights_path)
+        self.backbone = backbone
+        self.net = build_image_encoder(backbone, embed_dim=bits, weights_path=weights_path)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return encoder_preprocessing(self.net)
+
+    def backbone_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features [B, D] (the hash head's input)."""
+        return backbone_features(self.net, images)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Relaxed codes from backbone features."""
+        return torch.tanh(self.net.fc(features))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(images))

@@ -26,6 +26,7 @@ from tirg.fileio import atomic_directory, atomic_write, atomic_write_text, marke
 from tirg.hashing.codes import hamming_rank, pack_codes, sign_codes
 from tirg.hashing.data import LOADERS as DATASETS
 from tirg.hashing.data import AugmentedImages, ImageLabelDataset, LabeledImages, eval_transform, load_labeled_images
+from tirg.hashing.frozen import encode_features, freeze_backbone, split_features
 from tirg.hashing.loss import default_margin, triplet_hashing_loss
 from tirg.hashing.metrics import mean_average_precision, precision_at_k
 from tirg.hashing.model import HashNet
@@ -36,7 +37,7 @@ from tirg.validation import Rule, at_least, check_config, greater_than, one_of
 logger = logging.getLogger(__name__)
 
 FORMAT = "tirg-hash-checkpoint"
-RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pth", "result.json")
+RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pth", "result.json", "backbone_features")
 HASH_RUN = marked_kind("hashing run", "tirg-hash-run", RUN_FILES)
 OPTIMIZERS = ("SGD", "Adam")
 
@@ -95,7 +96,11 @@ class HashTrainConfig:
     num_workers: int = 0
     seed: int = 0
     device: str = "cpu"
-    backbone_weights: str | None = None
+    backbone_weights: str | None = None  # a state dict path, 'imagenet' or None/'none' (random init)
+    backbone: str = "resnet18"  # the original's; or vit_b_16, or any timm model name
+    # Train only the hash head on backbone features computed once (eval transform) into feature_cache.
+    freeze_backbone: bool = False
+    feature_cache: str | None = None  # None: <run folder>/backbone_features
 
     def __post_init__(self) -> None:
         check_config(self, HASH_TRAIN_RULES, HASH_FLAGS)
@@ -130,10 +135,11 @@ class HashTrainResult:
 
 
 def build_optimizer(model: torch.nn.Module, config: HashTrainConfig) -> torch.optim.Optimizer:
+    trainable = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer_name == "SGD":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     # The original's Adam variant used betas (0.9, 0.98).
-    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
+    return torch.optim.Adam(trainable, lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
 
 
 @torch.no_grad()
@@ -182,8 +188,12 @@ def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashT
     # reproducible and leaves the caller's generator as it was.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = HashNet(config.binary_bits, config.backbone_weights)
+        model = HashNet(config.binary_bits, config.backbone_weights, config.backbone)
     model = model.to(device)
+    features: tuple[torch.Tensor, torch.Tensor] | None = None
+    if config.freeze_backbone:
+        freeze_backbone(model)
+        features = frozen_features(model, trainset, testset, config, run_dir, device)
     optimizer = build_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_lr, gamma=0.1)
     margin = config.resolved_margin()
@@ -199,13 +209,16 @@ def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashT
             trainset.labels, config.classes_per_batch, config.batch_size // config.classes_per_batch,
             generator=seeded_generator(config.seed, epoch, Stream.BATCHES), batches_per_epoch=config.batches_per_epoch,
         )  # fmt: skip
-        images = AugmentedImages(trainset, config.image_size, config.seed, epoch)
-        # A private generator: the loader would otherwise draw its worker seed from the global one.
-        loader = DataLoader(images, batch_sampler=sampler, num_workers=config.num_workers, generator=torch.Generator())
+        if features is None:
+            images = AugmentedImages(trainset, config.image_size, config.seed, epoch)
+            # A private generator: the loader would otherwise draw its worker seed from the global one.
+            loader = DataLoader(images, batch_sampler=sampler, num_workers=config.num_workers, generator=torch.Generator())
+        else:
+            loader = ((features[0][rows], torch.as_tensor(trainset.labels[rows])) for rows in sampler)
         model.train()
         started, losses = time.perf_counter(), []
         for batch, labels in loader:
-            codes = model(batch.to(device))
+            codes = model(batch.to(device)) if features is None else model.head(batch.to(device))
             loss, _ = triplet_hashing_loss(codes, labels.to(device), margin, config.quantization_weight)
             optimizer.zero_grad()
             loss.backward()
@@ -214,7 +227,10 @@ def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashT
         scheduler.step()
         record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "train_s": time.perf_counter() - started}
         if epoch % config.eval_every == 0 or epoch == config.num_epochs:
-            final = evaluate_model(model, trainset, testset, config, device)
+            if features is None:
+                final = evaluate_model(model, trainset, testset, config, device)
+            else:
+                final = evaluate_codes(encode_features(model, features[1]), testset.labels, encode_features(model, features[0]), trainset.labels)
             record.update(final.as_dict())
             if final.map_all > best_map:
                 best_map, best_epoch = final.map_all, epoch
@@ -230,6 +246,15 @@ def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashT
     return result
 
 
+def frozen_features(model: HashNet, trainset: LabeledImages, testset: LabeledImages, config: HashTrainConfig, run_dir: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backbone features of the training and test images, from the cache (computed once, refused when stale)."""
+    cache = Path(config.feature_cache) if config.feature_cache else run_dir / "backbone_features"
+    options = {"image_size": config.image_size, "batch_size": config.eval_batch_size, "num_workers": config.num_workers, "device": device}
+    train = split_features(model, config.backbone_weights, trainset, cache / "train", **options)
+    test = split_features(model, config.backbone_weights, testset, cache / "test", **options)
+    return train.to(device), test.to(device)
+
+
 def evaluate_model(model: HashNet, trainset: LabeledImages, testset: LabeledImages, config: HashTrainConfig, device: torch.device) -> HashEvaluation:
     database = encode(model, trainset, config.image_size, config.eval_batch_size, config.num_workers, device)
     queries = encode(model, testset, config.image_size, config.eval_batch_size, config.num_workers, device)
@@ -243,6 +268,7 @@ def save_hash_checkpoint(path: Path, model: HashNet, optimizer: torch.optim.Opti
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "config": asdict(config),
+        "preprocessing": model.preprocessing.as_dict(),
         "history": history,
     }
     atomic_write(path, lambda f: torch.save(state, f))
@@ -260,6 +286,6 @@ def load_hash_model(path: str | Path, device: str | torch.device = "cpu") -> tup
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a hashing checkpoint (no 'format': {FORMAT!r})")
     config = HashTrainConfig(**state["config"])
-    model = HashNet(config.binary_bits)
+    model = HashNet(config.binary_bits, backbone=config.backbone)
     model.load_state_dict(state["model"])
     return model.to(device), config
