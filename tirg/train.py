@@ -41,7 +41,6 @@ from tirg.evaluate import evaluate
 from tirg.fileio import remove_stale_temporaries
 from tirg.losses import BASE_LOSS, LOSSES, weighted_loss
 from tirg.models import MODELS, ComposeModel, build_model, canonical_model_name
-from tirg.models.image import BACKBONES
 from tirg.runs import new_run_dir as _new_run_dir
 from tirg.runtime import Stream, cuda_devices, resolve_device, seeded_generator
 from tirg.text import Vocabulary
@@ -56,7 +55,8 @@ CHECKPOINT_NAME = "latest_checkpoint.pth"
 TRAIN_RULES: dict[str, Rule] = {
     "model": one_of(MODELS, any_case=True),
     "loss": one_of(LOSSES),
-    "backbone": one_of(BACKBONES),
+    # Any timm model name is accepted here; an unknown one is refused, named, when the model is built.
+    "backbone": ((lambda value: bool(value.strip())), "a backbone name: resnet18, vit_b_16 or a timm model name"),
     "embed_dim": at_least(1),
     "num_iters": at_least(0),
     "batch_size": at_least(2),
