@@ -93,6 +93,19 @@ def test_unknown_backbone_and_missing_weights_file_are_named(tmp_path: Path) -> 
         build_image_encoder("efficientnet_lite0", weights_path=tmp_path / "nope.pth")
 
 
+def test_a_weights_file_of_the_whole_timm_model_loads_into_its_body(tmp_path: Path) -> None:
+    """A full state dict (classifier included), e.g. converted weights: every body tensor is taken, the classifier dropped."""
+    timm = pytest.importorskip("timm")
+    source = timm.create_model("efficientnet_lite0", pretrained=False)
+    torch.save(source.state_dict(), tmp_path / "weights.pth")
+    body, _ = backbones.timm_body("efficientnet_lite0", tmp_path / "weights.pth")
+    loaded = body.state_dict()
+    assert loaded and all(torch.equal(tensor, source.state_dict()[name]) for name, tensor in loaded.items())
+    (tmp_path / "other.pth").write_bytes((tmp_path / "weights.pth").read_bytes())
+    with pytest.raises(CheckpointError, match="does not match timm's mobilenetv3_small_050"):
+        backbones.timm_body("mobilenetv3_small_050", tmp_path / "other.pth")
+
+
 def test_imagenet_without_the_wheel_or_network_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     timm = pytest.importorskip("timm")
     monkeypatch.setattr(backbones, "wheel_weights_path", lambda: None)

@@ -131,7 +131,11 @@ def _load_file(model: nn.Module, path: Path, backbone: str) -> None:
         raise CheckpointError(f"{path} holds a {type(state).__name__}, expected a {backbone} state dict")
     head = model.default_cfg.get("classifier", "classifier")
     state = {key: value for key, value in state.items() if not key.startswith(f"{head}.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # tensors of other shapes: another architecture's weights
+        raise CheckpointError(f"{path} does not match timm's {backbone}: {error}") from None
+    missing = [key for key in missing if not key.startswith(f"{head}.")]  # the classifier is replaced anyway
     if missing or unexpected:
         raise CheckpointError(f"{path} does not match timm's {backbone}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     logger.info("image backbone: %s weights from %s", backbone, path)
