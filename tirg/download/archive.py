@@ -12,6 +12,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -72,6 +73,19 @@ def _write(target: Path, source: IO[bytes]) -> None:
         shutil.copyfileobj(source, out, CHUNK)
 
 
+def _place(target: Path | None, name: str, is_dir: bool, open_source: Callable[[], IO[bytes]], strip: str, skipped: list[str]) -> int:
+    """Create or write one checked member at `target` (None: outside the kept folder, noted); 1 when a file was written."""
+    if target is None:
+        _note_skipped(skipped, name, strip)
+        return 0
+    if is_dir:
+        target.mkdir(parents=True, exist_ok=True)
+        return 0
+    with open_source() as source:
+        _write(target, source)
+    return 1
+
+
 def _note_skipped(skipped: list[str], name: str, strip: str) -> None:
     top = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p != "."][:1]
     if top and top != [strip]:  # the stripped top folder itself is not worth a mention
@@ -99,14 +113,7 @@ def _unpack_tar(archive: Path, dest: Path, strip: str) -> tuple[int, list[str]]:
                 raise UnsafeArchiveError(f"{archive}: member {member.name!r} is a device, pipe or other special file; refused")
             target = member_path(archive, member.name, dest, strip)
             _standard_filter(archive, member, dest)
-            if target is None:
-                _note_skipped(skipped, member.name, strip)
-            elif member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                with tar.extractfile(member) as source:
-                    _write(target, source)
-                written += 1
+            written += _place(target, member.name, member.isdir(), lambda: tar.extractfile(member), strip, skipped)
     return written, skipped
 
 
@@ -121,12 +128,5 @@ def _unpack_zip(archive: Path, dest: Path, strip: str) -> tuple[int, list[str]]:
             if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a device, pipe or other special file; refused")
             target = member_path(archive, info.filename, dest, strip)
-            if target is None:
-                _note_skipped(skipped, info.filename, strip)
-            elif info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                with zf.open(info) as source:
-                    _write(target, source)
-                written += 1
+            written += _place(target, info.filename, info.is_dir(), lambda: zf.open(info), strip, skipped)
     return written, skipped
