@@ -1,0 +1,108 @@
+"""An opened index (tirg.index.faiss_index) beside exact search on its cache, through the comparison of lsh.py.
+
+The same random query samples, task recall@k under the data set's rules, top-k overlap with exact
+search and query time as `lsh.py` reports (tirg.compare.compare_feature_cache), plus the index's
+size on disk, bytes per vector, load time and the process's resident memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tirg.compare import CompareConfig, Method, SearchOutput, compare_feature_cache, ks_up_to
+from tirg.data import RetrievalDataset
+from tirg.features import FeatureCache
+from tirg.index.faiss_index import OpenedIndex
+from tirg.index.faiss_peers import FaissSearcher, import_faiss
+
+
+class IndexMethod:
+    """An opened index as a comparison method: search, and the gallery vectors each query is compared with."""
+
+    def __init__(self, opened: OpenedIndex) -> None:
+        self.opened = opened
+        self._k = 1
+
+    def __call__(self, queries: np.ndarray, k: int, exclude: np.ndarray | None) -> SearchOutput:
+        self._k = k
+        if self.opened.kind == "lsh":  # fallback queries count as comparing with the whole gallery, as in lsh.py
+            result = self.opened.index.search(queries, k, exclude=exclude)
+            return SearchOutput(result.ids, np.where(result.fallback, len(self.opened.index.gallery), result.n_candidates))
+        _, ids = self.opened.search(queries, k, exclude=exclude)
+        return SearchOutput(ids, None)
+
+    def count(self, queries: np.ndarray) -> np.ndarray:
+        """All vectors (flat), those in the probed lists (ivf, ivfpq), or the HNSW distance evaluations; not timed."""
+        faiss = import_faiss()
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        kind = self.opened.kind
+        if kind == "flat":
+            return np.full(len(queries), self.opened.manifest["num_gallery"], dtype=np.int64)
+        if kind == "hnsw":
+            faiss.cvar.hnsw_stats.reset()
+            self.opened.index.search(queries, self._k)
+            return np.full(len(queries), faiss.cvar.hnsw_stats.ndis // len(queries), dtype=np.int64)
+        ivfs = [faiss.extract_index_ivf(shard) for shard in self.opened.shards]
+        return sum(FaissSearcher(kind, ivf, ivf.ntotal, ivf.d, n_probe=ivf.nprobe).n_compared(queries) for ivf in ivfs)
+
+
+def method_name(opened: OpenedIndex) -> str:
+    settings = " ".join(f"{k}={v}" for k, v in opened.search_settings.items())
+    return f"{opened.manifest.get('factory') or opened.kind} {settings}".strip()
+
+
+def compare_index(
+    opened: OpenedIndex, cache: FeatureCache, dataset: RetrievalDataset, *, n_queries: int, n_repeats: int, k: int, seed: int
+) -> dict[str, Any]:
+    """Search n_repeats seeded samples of n_queries with exact search and the index; the report as a JSON-ready dict."""
+    config = CompareConfig(n_repeats=n_repeats, n_queries=n_queries, ks=ks_up_to(k), seed=seed, lsh=(), faiss=False)
+    method = Method(method_name(opened), f"index-{opened.kind}", lambda gallery, seed: IndexMethod(opened))
+    comparison = compare_feature_cache(cache, config, [method], dataset)
+    ks, sample = comparison.ks, min(n_queries, len(cache.query_features))
+    methods = {}
+    for _, row in comparison.summary.iterrows():
+        methods[row["method"]] = {
+            **{f"recall@{kk}": _mean_std(row, f"recall@{kk}") for kk in ks},
+            f"overlap@{max(ks)}_with_exact": _mean_std(row, f"overlap@{max(ks)}"),
+            "seconds_per_1000_queries": _mean_std(row, "query_s", 1000 / sample),
+            "compared_per_query": float(row["candidates_mean"]),
+        }
+    n_gallery = opened.manifest["num_gallery"]
+    return {
+        "index": [str(p) for p in opened.paths],
+        "cache": str(cache.path),
+        "kind": opened.kind,
+        "factory": opened.manifest.get("factory"),
+        "search_settings": opened.search_settings,
+        "shards": len(opened.shards) or 1,
+        "memory_mapped": opened.mmap,
+        "gallery": n_gallery,
+        "dim": opened.manifest["dim"],
+        "index_bytes": opened.bytes,
+        "bytes_per_vector": opened.bytes / n_gallery,
+        "load_s": opened.load_s,
+        "queries_per_sample": sample,
+        "samples": n_repeats,
+        "methods": methods,
+        "rss_mb": _status_mb("VmRSS"),
+        "peak_rss_mb": _status_mb("VmHWM"),
+    }
+
+
+def _mean_std(row: Any, column: str, scale: float = 1.0) -> dict[str, float | None]:
+    std = row[f"{column}_std"]
+    return {"mean": float(row[f"{column}_mean"]) * scale, "std": None if np.isnan(std) else float(std) * scale}
+
+
+def _status_mb(field: str) -> float | None:
+    """A memory figure of this process from /proc/self/status (VmRSS now, VmHWM peak), in MiB; None off Linux."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    for line in status.read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return None
