@@ -76,7 +76,13 @@ def make_synthetic(config: SyntheticConfig, gallery_out: Path | None = None) -> 
     n_labels = max(1, n // config.items_per_label)
     n_clusters = max(1, n // config.items_per_cluster)
     label_cluster = rng.integers(0, n_clusters, n_labels)
-    label_centres = noise(n_clusters)[label_cluster] + config.label_spread * noise(n_labels)
+    cluster_centres = noise(n_clusters)
+    # In blocks, so 10M items (3.3M labels) need no second [labels, dim] temporary; the generator
+    # fills values in order, so the blocks draw exactly what one call would.
+    label_centres = np.empty((n_labels, d), dtype=np.float32)
+    for start in range(0, n_labels, _BLOCK_ROWS):
+        clusters = label_cluster[start : start + _BLOCK_ROWS]
+        label_centres[start : start + len(clusters)] = cluster_centres[clusters] + config.label_spread * noise(len(clusters))
     # Every label has at least one gallery item; the rest are spread at random.
     gallery_labels = rng.permutation(np.concatenate([np.arange(n_labels), rng.integers(0, n_labels, n - n_labels)]))
 

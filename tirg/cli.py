@@ -360,6 +360,7 @@ def _add_index_parser(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", help="where the cache's data set is now (scores the queries)")
     search.add_argument("--nprobe", type=int, default=None, help="lists probed (ivf, ivfpq; default: the build's)")
     search.add_argument("--ef_search", "--ef-search", dest="ef_search", type=int, default=None, help="HNSW beam (default: the build's)")
+    search.add_argument("--rerank", type=int, default=0, help="score the index's best N again exactly with the cache's features (0: no)")
     search.add_argument("--k", type=int, default=100, help="deepest recall cut-off and top-k overlap depth")
     search.add_argument("--queries", type=int, default=1000, help="queries per sample (capped at the cache's)")
     search.add_argument("--repeats", type=int, default=1, help="random query samples")
@@ -382,13 +383,13 @@ def _run_index(args: argparse.Namespace) -> int:
         return 0
     from tirg.compare_index import compare_index
 
-    for flag in ("k", "queries", "repeats"):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag} {getattr(args, flag)}: expected an integer >= 1")
+    for flag, minimum in (("k", 1), ("queries", 1), ("repeats", 1), ("rerank", 0)):
+        if getattr(args, flag) < minimum:
+            raise ValueError(f"--{flag} {getattr(args, flag)}: expected an integer >= {minimum}")
     cache = load_feature_cache(args.cache)
     opened = open_index(args.index, cache, mmap=args.mmap, nprobe=args.nprobe, ef_search=args.ef_search)
     dataset = dataset_for_cache(cache, args.dataset_path)
-    report = compare_index(opened, cache, dataset, n_queries=args.queries, n_repeats=args.repeats, k=args.k, seed=args.seed)
+    report = compare_index(opened, cache, dataset, n_queries=args.queries, n_repeats=args.repeats, k=args.k, seed=args.seed, rerank=args.rerank)
     print(json.dumps(report, indent=2))
     return 0
 

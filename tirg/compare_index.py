@@ -22,8 +22,9 @@ from tirg.index.faiss_peers import FaissSearcher, import_faiss
 class IndexMethod:
     """An opened index as a comparison method: search, and the gallery vectors each query is compared with."""
 
-    def __init__(self, opened: OpenedIndex) -> None:
+    def __init__(self, opened: OpenedIndex, rerank: int = 0) -> None:
         self.opened = opened
+        self.rerank = rerank
         self._k = 1
 
     def __call__(self, queries: np.ndarray, k: int, exclude: np.ndarray | None) -> SearchOutput:
@@ -31,7 +32,7 @@ class IndexMethod:
         if self.opened.kind == "lsh":  # fallback queries count as comparing with the whole gallery, as in lsh.py
             result = self.opened.index.search(queries, k, exclude=exclude)
             return SearchOutput(result.ids, np.where(result.fallback, len(self.opened.index.gallery), result.n_candidates))
-        _, ids = self.opened.search(queries, k, exclude=exclude)
+        _, ids = self.opened.search(queries, k, exclude=exclude, rerank=self.rerank)
         return SearchOutput(ids, None)
 
     def count(self, queries: np.ndarray) -> np.ndarray:
@@ -49,17 +50,21 @@ class IndexMethod:
         return sum(FaissSearcher(kind, ivf, ivf.ntotal, ivf.d, n_probe=ivf.nprobe).n_compared(queries) for ivf in ivfs)
 
 
-def method_name(opened: OpenedIndex) -> str:
-    settings = " ".join(f"{k}={v}" for k, v in opened.search_settings.items())
+def method_name(opened: OpenedIndex, rerank: int = 0) -> str:
+    settings = " ".join(f"{k}={v}" for k, v in {**opened.search_settings, **({"rerank": rerank} if rerank else {})}.items())
     return f"{opened.manifest.get('factory') or opened.kind} {settings}".strip()
 
 
 def compare_index(
-    opened: OpenedIndex, cache: FeatureCache, dataset: RetrievalDataset, *, n_queries: int, n_repeats: int, k: int, seed: int
+    opened: OpenedIndex, cache: FeatureCache, dataset: RetrievalDataset, *, n_queries: int, n_repeats: int, k: int, seed: int,
+    rerank: int = 0,
 ) -> dict[str, Any]:
-    """Search n_repeats seeded samples of n_queries with exact search and the index; the report as a JSON-ready dict."""
+    """Search n_repeats seeded samples of n_queries with exact search and the index; the report as a JSON-ready dict.
+
+    rerank: score the index's best `rerank` again exactly (OpenedIndex.search).
+    """
     config = CompareConfig(n_repeats=n_repeats, n_queries=n_queries, ks=ks_up_to(k), seed=seed, lsh=(), faiss=False)
-    method = Method(method_name(opened), f"index-{opened.kind}", lambda gallery, seed: IndexMethod(opened))
+    method = Method(method_name(opened, rerank), f"index-{opened.kind}", lambda gallery, seed: IndexMethod(opened, rerank))
     comparison = compare_feature_cache(cache, config, [method], dataset)
     ks, sample = comparison.ks, min(n_queries, len(cache.query_features))
     methods = {}
@@ -76,7 +81,7 @@ def compare_index(
         "cache": str(cache.path),
         "kind": opened.kind,
         "factory": opened.manifest.get("factory"),
-        "search_settings": opened.search_settings,
+        "search_settings": {**opened.search_settings, "rerank": rerank},
         "shards": len(opened.shards) or 1,
         "memory_mapped": opened.mmap,
         "gallery": n_gallery,

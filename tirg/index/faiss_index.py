@@ -284,6 +284,7 @@ class OpenedIndex:
     paths: list[Path]
     index: Any  # a FAISS index (IndexShards when several) or an LSHIndex
     shards: list[Any]  # the FAISS shards, kept alive while IndexShards refers to them
+    gallery: np.ndarray  # the cache's float32 gallery (memory-mapped): LSH and re-ranking score with it
     search_settings: dict[str, int]  # nprobe (ivf, ivfpq) or ef_search (hnsw) in use
     mmap: bool
     bytes: int
@@ -293,13 +294,23 @@ class OpenedIndex:
     def kind(self) -> str:
         return self.manifest["kind"]
 
-    def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(scores float32 [Q, k], ids int64 [Q, k]) over the whole gallery, best first; exclude as exact_search's."""
+    def search(
+        self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None, rerank: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores float32 [Q, k], ids int64 [Q, k]) over the whole gallery, best first; exclude as exact_search's.
+
+        rerank > k: the index's best `rerank` per query are scored again exactly with the gallery's
+        float32 features (IVF-PQ's usual second stage; the features may stay memory-mapped on disk).
+        """
         if self.kind == "lsh":
             result = self.index.search(queries, k, exclude=exclude)
             return result.scores, result.ids
         n_gallery, dim = self.manifest["num_gallery"], self.manifest["dim"]
-        return FaissSearcher(self.kind, self.index, n_gallery, dim).search(queries, k, exclude=exclude)
+        depth = min(max(k, rerank), n_gallery - (exclude is not None))
+        scores, ids = FaissSearcher(self.kind, self.index, n_gallery, dim).search(queries, depth, exclude=exclude)
+        if depth > k:
+            scores, ids = _rerank(np.ascontiguousarray(queries, dtype=np.float32), ids, self.gallery, k)
+        return scores, ids
 
 
 def open_index(
@@ -341,7 +352,23 @@ def open_index(
     load_s = time.perf_counter() - start
     logger.info("opened %s index %s (%d bytes, %s) in %.2f s", settings.kind, ", ".join(map(str, paths)), size,
                 "memory-mapped" if mapped else "in memory", load_s)  # fmt: skip
-    return OpenedIndex(first, paths, index, shards, search, mapped, size, load_s)
+    return OpenedIndex(first, paths, index, shards, cache.gallery_features, search, mapped, size, load_s)
+
+
+def _rerank(queries: np.ndarray, ids: np.ndarray, gallery: np.ndarray, k: int, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of each row of candidate `ids` (-1: none) by exact inner product, in blocks of queries."""
+    top_scores = np.empty((len(ids), k), dtype=np.float32)
+    top_ids = np.empty((len(ids), k), dtype=np.int64)
+    for start in range(0, len(ids), block):
+        rows = ids[start : start + block]
+        unique, position = np.unique(rows.clip(min=0), return_inverse=True)  # sorted reads from a memory map
+        vectors = np.ascontiguousarray(gallery[unique], dtype=np.float32)[position.reshape(rows.shape)]
+        scores = np.einsum("qd,qcd->qc", queries[start : start + block], vectors)
+        scores[rows < 0] = -np.inf
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        top_scores[start : start + block] = np.take_along_axis(scores, order, axis=1)
+        top_ids[start : start + block] = np.take_along_axis(rows, order, axis=1)
+    return top_scores, top_ids
 
 
 def _same_but_shard(a: dict[str, Any], b: dict[str, Any]) -> bool:
