@@ -16,6 +16,7 @@ recorded before and after each step. Results: results/bench/faiss_scale.csv and 
 
     python benchmarks/bench_faiss_scale.py --sizes 1000000
     python benchmarks/bench_faiss_scale.py --sizes 1000000 10000000 --work /big/disk
+    python benchmarks/bench_faiss_scale.py --sizes 1000000 --steps search --nprobes 16   # reuse data and index
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nprobes", nargs="+", type=int, default=[8, 32, 128])
     parser.add_argument("--reranks", nargs="+", type=int, default=[0, 1000], help="0: PQ scores only; N: exact re-rank of the best N")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", nargs="+", choices=("exact", "build", "search"), default=["exact", "build", "search"],
+                        help="steps to run; rows of other steps already in faiss_scale.csv are kept")
     parser.add_argument("--profile", default="tight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/bench"), help="where the CSV and table go")
@@ -73,6 +76,7 @@ def _cache(data_dir: Path):
 def worker(step: str, data_dir: Path, args: argparse.Namespace) -> list[dict]:
     import faiss
 
+    from tirg.compare_index import IndexMethod
     from tirg.index.exact import exact_search
     from tirg.index.faiss_index import IndexConfig, build_index, open_index
 
@@ -106,6 +110,7 @@ def worker(step: str, data_dir: Path, args: argparse.Namespace) -> list[dict]:
             name = f"{opened.manifest['factory']} nprobe={nprobe}" + (f" rerank={rerank}" if rerank else "")
             rows.append({"method": f"{name} (mmap)", "s_per_1000_queries": 1000 * seconds / len(ids),
                          f"overlap@{K}": top_k_overlap(ids, exact), f"recall@{K}": _recall(ids, data_dir),
+                         "codes_scanned_per_query": float(IndexMethod(opened).count(cache.query_features).mean()),
                          "bytes_per_vector": opened.bytes / n, "rss_mb": _rss_mb()})  # fmt: skip
     elapsed = time.perf_counter() - started
     return [{**base, **row, "step_s": elapsed, "peak_rss_mb": peak_rss_mb(), "load_after": os.getloadavg()[0]} for row in rows]
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         data_dir = write_data(size, data_args)
         print(f"--- gallery {size:,} x 512 ({args.profile}), {args.queries} queries, data ready in "
               f"{time.perf_counter() - started:.0f} s, load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
-        for step in ("exact", "build", "search"):
+        for step in args.steps:
             command = [sys.executable, __file__, *passed, "--worker", step, str(data_dir)]
             done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
             for record in json.loads(done.stdout.strip().splitlines()[-1]):
@@ -147,6 +152,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 print("  " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()), flush=True)
     results = pd.DataFrame(records)
     args.out.mkdir(parents=True, exist_ok=True)
+    if (args.out / "faiss_scale.csv").exists():
+        earlier = pd.read_csv(args.out / "faiss_scale.csv")
+        kept = ~earlier.set_index(["gallery", "step"]).index.isin(results.set_index(["gallery", "step"]).index)
+        results = pd.concat([earlier[kept], results], ignore_index=True).sort_values("gallery", kind="stable")
     results.to_csv(args.out / "faiss_scale.csv", index=False)
     text = f"# FAISS IVF-PQ against exact search ({args.profile} profile, {args.queries} queries, k={K}, {args.threads} threads)\n\n"
     (args.out / "faiss_scale.md").write_text(text + _markdown(results))

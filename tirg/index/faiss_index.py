@@ -138,6 +138,30 @@ class IndexConfig:
                 "hnsw": f"HNSW{self.m}"}[self.kind]  # fmt: skip
 
 
+def read_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """array[rows]; from a whole memory-mapped .npy file by positioned reads of those rows only.
+
+    Indexing the map instead makes the kernel read ahead around every row touched: fingerprinting
+    1,024 rows of a 2 GB gallery that way brought 1.9 GB into the process's resident memory, and
+    re-ranking 1,000 random rows per query ran at about 60 MB/s.
+    """
+    filename = getattr(array, "filename", None)
+    if filename is None:
+        return np.asarray(array[rows])
+    with open(filename, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(f)
+        if shape != array.shape or fortran_order or dtype != array.dtype:  # a slice or view of the file: no offsets
+            return np.asarray(array[rows])
+        start, row_bytes = f.tell(), array.strides[0]
+        out = np.empty((len(rows), *array.shape[1:]), dtype=array.dtype)
+        flat = out.reshape(len(rows), -1).view(np.uint8)
+        for i, row in enumerate(rows):
+            flat[i] = np.frombuffer(os.pread(f.fileno(), row_bytes, start + int(row) * row_bytes), dtype=np.uint8)
+    return out
+
+
 def shard_ranges(n_gallery: int, shards: int) -> list[tuple[int, int]]:
     """Contiguous [start, stop) gallery ranges of nearly equal size."""
     bounds = np.linspace(0, n_gallery, shards + 1).round().astype(int)
@@ -148,7 +172,7 @@ def cache_identity(cache: FeatureCache) -> dict[str, Any]:
     """What ties an index to its cache: checkpoint, data set, gallery shape and a hash of evenly spaced gallery rows."""
     manifest, gallery = cache.manifest, cache.gallery_features
     rows = np.unique(np.linspace(0, len(gallery) - 1, _FINGERPRINT_ROWS).astype(np.int64))
-    digest = hashlib.sha256(np.ascontiguousarray(gallery[rows]).tobytes()).hexdigest()
+    digest = hashlib.sha256(np.ascontiguousarray(read_rows(gallery, rows)).tobytes()).hexdigest()
     keys = ("checkpoint", "checkpoint_sha256", "model", "dataset", "split", "created")
     return {"path": str(cache.path), **{k: manifest.get(k) for k in keys}, "num_gallery": int(len(gallery)),
             "dim": int(gallery.shape[1]), "gallery_rows_sha256": digest}  # fmt: skip
@@ -355,19 +379,20 @@ def open_index(
     return OpenedIndex(first, paths, index, shards, cache.gallery_features, search, mapped, size, load_s)
 
 
-def _rerank(queries: np.ndarray, ids: np.ndarray, gallery: np.ndarray, k: int, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The best k of each row of candidate `ids` (-1: none) by exact inner product, in blocks of queries."""
-    top_scores = np.empty((len(ids), k), dtype=np.float32)
-    top_ids = np.empty((len(ids), k), dtype=np.int64)
-    for start in range(0, len(ids), block):
-        rows = ids[start : start + block]
-        unique, position = np.unique(rows.clip(min=0), return_inverse=True)  # sorted reads from a memory map
-        vectors = np.ascontiguousarray(gallery[unique], dtype=np.float32)[position.reshape(rows.shape)]
-        scores = np.einsum("qd,qcd->qc", queries[start : start + block], vectors)
-        scores[rows < 0] = -np.inf
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        top_scores[start : start + block] = np.take_along_axis(scores, order, axis=1)
-        top_ids[start : start + block] = np.take_along_axis(rows, order, axis=1)
+def _rerank(queries: np.ndarray, ids: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best k of each row of candidate `ids` (-1: none) by exact inner product; ties go to the lower id.
+
+    One query at a time: measured faster than gathering a block of queries' candidates into one
+    [block, candidates, dim] array (whose size then dominates), and it reads each row's ids in
+    ascending order, which suits a memory-mapped gallery on disk.
+    """
+    top_scores = np.full((len(ids), k), -np.inf, dtype=np.float32)
+    top_ids = np.full((len(ids), k), -1, dtype=np.int64)
+    for i, (query, row) in enumerate(zip(queries, ids)):
+        row = np.sort(row[row >= 0])
+        scores = read_rows(gallery, row).astype(np.float32, copy=False) @ query
+        best = np.argsort(-scores, kind="stable")[:k]
+        top_scores[i, : len(best)], top_ids[i, : len(best)] = scores[best], row[best]
     return top_scores, top_ids
 
 
