@@ -20,6 +20,7 @@ opened) and are searched together with faiss.IndexShards, whose successive ids g
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -165,7 +166,7 @@ def read_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def shard_ranges(n_gallery: int, shards: int) -> list[tuple[int, int]]:
     """Contiguous [start, stop) gallery ranges of nearly equal size."""
     bounds = np.linspace(0, n_gallery, shards + 1).round().astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
 
 
 def cache_identity(cache: FeatureCache) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def cache_identity(cache: FeatureCache) -> dict[str, Any]:
     rows = np.unique(np.linspace(0, len(gallery) - 1, _FINGERPRINT_ROWS).astype(np.int64))
     digest = hashlib.sha256(np.ascontiguousarray(read_rows(gallery, rows)).tobytes()).hexdigest()
     keys = ("checkpoint", "checkpoint_sha256", "model", "dataset", "split", "created")
-    return {"path": str(cache.path), **{k: manifest.get(k) for k in keys}, "num_gallery": int(len(gallery)),
+    return {"path": str(cache.path), **{k: manifest.get(k) for k in keys}, "num_gallery": len(gallery),
             "dim": int(gallery.shape[1]), "gallery_rows_sha256": digest}  # fmt: skip
 
 
@@ -205,7 +206,7 @@ def build_index(cache: FeatureCache, config: IndexConfig, out: str | Path, overw
     gallery = cache.gallery_features
     config = config.resolved(len(gallery), gallery.shape[1])
     manifest: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": config.kind, "settings": asdict(config),
-                                "metric": METRIC, "dim": int(gallery.shape[1]), "num_gallery": int(len(gallery)),
+                                "metric": METRIC, "dim": int(gallery.shape[1]), "num_gallery": len(gallery),
                                 "cache": cache_identity(cache)}  # fmt: skip
     with atomic_directory(out, INDEX_OUTPUT, overwrite) as staging:
         if config.kind == "lsh":
@@ -278,7 +279,7 @@ def _build_lsh(gallery: np.ndarray, config: IndexConfig, staging: Path) -> dict[
     }
     for name, array in arrays.items():
         np.save(staging / f"lsh_{name}.npy", array, allow_pickle=False)
-    return {"shards": [{"file": None, "start": 0, "stop": int(len(gallery))}], "num_shards": 1,
+    return {"shards": [{"file": None, "start": 0, "stop": len(gallery)}], "num_shards": 1,
             "build_s": {"train": 0.0, "add": time.perf_counter() - start}}  # fmt: skip
 
 
@@ -448,7 +449,7 @@ def _open_lsh(path: Path, settings: IndexConfig, gallery: np.ndarray) -> LSHInde
     key_starts = np.concatenate([[0], np.cumsum(arrays["n_keys"])])
     tables = [
         LSHTable(keys=np.asarray(arrays["keys"][a:b]), offsets=np.asarray(arrays["offsets"][a + t : b + t + 1]), ids=arrays["ids"][t])
-        for t, (a, b) in enumerate(zip(key_starts[:-1], key_starts[1:]))
+        for t, (a, b) in enumerate(itertools.pairwise(key_starts))
     ]
     return LSHIndex(_lsh_config(settings), np.asarray(arrays["planes"]), tables, gallery)
 
