@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-quick lab clean
+.PHONY: install demo test lint bench bench-quick lab clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,17 @@ install: $(INSTALLED)
 demo: $(INSTALLED)
 	$(VENV)/bin/tirg demo --overwrite
 
-test: $(INSTALLED)
+# `make test` runs `make lint` before pytest when LINT_IN_TEST is 1. It is 0 until the tree passes
+# `make lint` (the one-off `ruff check --fix` and `ruff format` are still to run); then set it to 1 here.
+LINT_IN_TEST ?= 0
+
+test: $(INSTALLED) $(if $(filter 1,$(LINT_IN_TEST)),lint)
 	$(PY) -m pytest -q
+
+# ruff's settings (line length, rules) are in pyproject.toml.
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/run_all.py

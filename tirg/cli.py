@@ -14,6 +14,8 @@ from contextlib import nullcontext
 from dataclasses import fields
 from pathlib import Path
 
+from tirg.flags import add_config_flags, flag_kwargs
+from tirg.flags import parse_bool as parse_bool  # re-exported: its home was tirg.cli, and callers import it from there
 from tirg.original import VOCABULARY_ORDERS
 from tirg.train import TrainConfig
 
@@ -25,41 +27,18 @@ RESUME_FLAGS = ("device", "loader_num_workers", "num_iters")
 
 
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field. A flag not given is absent from the parsed namespace
-    (SUPPRESS), so `--resume` can tell a flag given with its default value from one not given."""
-    defaults = TrainConfig()
-    for field in fields(TrainConfig):
-        default = getattr(defaults, field.name)
-        kind = {int: int, float: float, str: str}.get(type(default), str)
-        if field.name in ("image_size", "pairs_per_source"):
-            kind = int
-        if field.name == "backbone_lr_factor":
-            kind = float
-        if isinstance(default, bool):
-            kind = parse_bool
-        names = [f"--{field.name}"]
-        if "_" in field.name:
-            names.append(f"--{field.name.replace('_', '-')}")
-        parser.add_argument(*names, dest=field.name, type=kind, default=argparse.SUPPRESS, help=f"default: {default}")
+    """One flag per TrainConfig field, typed by its annotation. A flag not given is absent from the parsed
+    namespace (SUPPRESS), so `--resume` can tell a flag given with its default value from one not given."""
+    add_config_flags(parser, TrainConfig)
     parser.add_argument(
         "--resume",
         help="checkpoint or run folder to continue exactly where it stopped, under its saved settings"
         f" (only {', '.join('--' + name for name in RESUME_FLAGS)} may be given with it)",
     )
     parser.add_argument(
-        "--use_bert", "--use-bert", dest="use_bert", type=parse_bool, default=argparse.SUPPRESS,
+        "--use_bert", "--use-bert", dest="use_bert", default=argparse.SUPPRESS, **flag_kwargs(bool, "--use_bert"),
         help="ComposeAE's flag: pretrained sentence features, here all-MiniLM-L6-v2 (same as --text_encoder minilm)",
     )  # fmt: skip
-
-
-def parse_bool(value: str) -> bool:
-    """True/False as ComposeAE's commands spell them (its argparse read any non-empty string, "False" too, as True)."""
-    lowered = value.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
 
 
 def _add_checkpoint_commands(commands: argparse._SubParsersAction) -> None:

@@ -6,12 +6,24 @@ import argparse
 import json
 from pathlib import Path
 
+from tirg.flags import add_config_flags
 from tirg.hashing.train import OPTIMIZERS, HashTrainConfig
 from tirg.runs import new_run_dir, removed_unless_checkpointed
 
 DEFAULT_LOG_DIR = Path("runs") / "hash"
 
-_DEFAULTS = HashTrainConfig()
+FLAG_HELP = {
+    "dataset_path": "CUB_200_2011 folder, or the folder with Images/ and *_list.mat (the original's --datapath_CUB / --datapath_dog)",
+    "margin": "None: bits / 4 + 4 (8 for 16 bits, 20 for 64)",
+    "classes_per_batch": "classes per batch (the original's numBatchCategory)",
+    "step_lr": "lr x 0.1 every this many epochs",
+    "batches_per_epoch": "None: training images // batch size",
+    "eval_every": "epochs between evaluations",
+    "backbone": "resnet18 (the original's), efficientnet_lite0, vit_b_16 or any timm model name",
+    "backbone_weights": "a state dict PATH, imagenet (offline for efficientnet_lite0 with the 'pretrained' extra) or none",
+    "freeze_backbone": "cache backbone features once and train only the hash head",
+    "feature_cache": "folder of the frozen backbone's features, reusable across runs (None: in the run folder)",
+}
 
 
 def add_hash_parser(commands: argparse._SubParsersAction) -> None:
@@ -20,30 +32,14 @@ def add_hash_parser(commands: argparse._SubParsersAction) -> None:
     sub = hashing.add_subparsers(dest="hash_command", required=True)
 
     train = sub.add_parser("train", help="train the hashing network, then report mAP@all (final and best seen)")
-    train.add_argument("--dataset_name", choices=("CUB", "Stanford_Dogs"), default=_DEFAULTS.dataset_name)
-    train.add_argument(
-        "--dataset_path", "--datapath_CUB", "--datapath_dog", dest="dataset_path", default=_DEFAULTS.dataset_path,
-        help="CUB_200_2011 folder, or the folder with Images/ and *_list.mat (the original's --datapath_CUB / --datapath_dog)",
-    )  # fmt: skip
-    train.add_argument("--binary_bits", type=int, default=_DEFAULTS.binary_bits)
-    train.add_argument("--margin", type=float, default=None, help="default: bits / 4 + 4 (8 for 16 bits, 20 for 64)")
-    train.add_argument("--lr", type=float, default=_DEFAULTS.lr)
-    train.add_argument("--batchSize", "--batch_size", dest="batch_size", type=int, default=_DEFAULTS.batch_size)
-    train.add_argument("--classes_per_batch", type=int, default=_DEFAULTS.classes_per_batch, help="classes per batch (the original's numBatchCategory)")
-    train.add_argument("--num_epochs", type=int, default=_DEFAULTS.num_epochs)
-    train.add_argument("--optimizer_name", choices=OPTIMIZERS, default=_DEFAULTS.optimizer_name)
-    train.add_argument("--step_lr", type=int, default=_DEFAULTS.step_lr, help="lr x 0.1 every this many epochs")
-    train.add_argument("--quantization_weight", type=float, default=_DEFAULTS.quantization_weight)
-    train.add_argument("--image_size", type=int, default=_DEFAULTS.image_size)
-    train.add_argument("--batches_per_epoch", type=int, default=None, help="default: training images // batch size")
-    train.add_argument("--eval_every", type=int, default=_DEFAULTS.eval_every, help="epochs between evaluations")
-    train.add_argument("--seed", type=int, default=_DEFAULTS.seed)
-    train.add_argument("--device", default=_DEFAULTS.device)
-    train.add_argument("--num_workers", type=int, default=_DEFAULTS.num_workers)
-    train.add_argument("--backbone", default=_DEFAULTS.backbone, help="resnet18 (the original's), efficientnet_lite0, vit_b_16 or any timm model name")
-    train.add_argument("--backbone_weights", default=None, help="a state dict PATH, imagenet (offline for efficientnet_lite0 with the 'pretrained' extra) or none")
-    train.add_argument("--freeze_backbone", action="store_true", help="cache backbone features once and train only the hash head")
-    train.add_argument("--feature_cache", default=None, help="folder of the frozen backbone's features, reusable across runs (default: in the run folder)")
+    add_config_flags(
+        train,
+        HashTrainConfig,
+        aliases={"dataset_path": ("--datapath_CUB", "--datapath_dog"), "batch_size": ("--batchSize",)},
+        choices={"dataset_name": ("CUB", "Stanford_Dogs"), "optimizer_name": OPTIMIZERS},
+        help_text=FLAG_HELP,
+        hyphen_aliases=False,  # main.py routes a seed's line by its flags; hyphen spellings are `tirg train`'s alone
+    )
     train.add_argument("--ngpu", default=None, help="accepted for the original's command line and ignored (use --device)")
     train.add_argument("--out", default=None, help="run folder: absent or empty (default: a new runs/hash/<time>_<dataset>_<bits>bits)")
     train.add_argument("--overwrite", action="store_true", help="replace the hashing run already at --out (nothing else is ever replaced)")
@@ -61,6 +57,7 @@ def run_hash(args: argparse.Namespace) -> int:
     from tirg.hashing.train import evaluate_model, load_hash_model, train_hashing
 
     if args.hash_command == "train":
+        # Flags not given are absent from args, so the config's own defaults apply.
         names = [n for n in HashTrainConfig.__dataclass_fields__ if hasattr(args, n)]
         config = HashTrainConfig(**{n: getattr(args, n) for n in names})
         if args.out:
