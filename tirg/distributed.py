@@ -169,16 +169,36 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         return output.to(input.dtype)
 
 
-def synchronise_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
-    """`model` with every BatchNorm computing its statistics over the global batch (when distributed):
-    torch's SyncBatchNorm on CUDA, GlobalBatchNorm on CPU."""
+class GlobalDropout(nn.Dropout):
+    """Dropout whose mask is drawn for the global batch, each process keeping its rows.
+
+    One process draws a [B, ...] mask from torch's generator; each of W processes (seeded alike)
+    draws the same [B, ...] mask, as F.dropout does, and applies its rows, so the masks, and the
+    generator states after them, are those of the one-process run. One process: nn.Dropout.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.p > 0 and world_size() > 1):
+            return super().forward(input)
+        shape = (input.size(0) * world_size(), *input.shape[1:])
+        keep = torch.empty(shape, dtype=input.dtype, device=input.device).bernoulli_(1 - self.p).div_(1 - self.p)
+        share = input.size(0)
+        return input * keep[rank() * share : (rank() + 1) * share]
+
+
+def global_batch_layers(model: nn.Module, device: torch.device) -> nn.Module:
+    """`model` with every BatchNorm computing its statistics, and every Dropout drawing its mask, for
+    the global batch (when distributed): torch's SyncBatchNorm on CUDA, GlobalBatchNorm on CPU."""
     if world_size() == 1:
         return model
     if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     for module in model.modules():
+        # Changing the class changes only the forward: parameters and buffers stay.
         if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            module.__class__ = GlobalBatchNorm  # changes only the forward: parameters and buffers stay
+            module.__class__ = GlobalBatchNorm
+        elif type(module) is nn.Dropout:
+            module.__class__ = GlobalDropout
     return model
 
 

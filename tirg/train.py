@@ -367,7 +367,7 @@ def train(
         check_text_encoder(initial, resume_file if resume is not None else config.pretrained_model, model)
         model.load_state_dict(initial["model"])
     model.prepare_texts(trainset.texts())
-    model = distributed.synchronise_batch_norm(model, device)
+    model = distributed.global_batch_layers(model, device)
     if config.channels_last:
         model.img_model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
