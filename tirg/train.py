@@ -17,7 +17,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from tirg import distributed
-
 from tirg.checkpoint import (
     atomic_torch_save,
     check_compatible,

@@ -23,7 +23,7 @@ class DecodedImages:
     """
 
     def __init__(self, dataset: RetrievalDataset):
-        self.pixels = [torch.from_numpy(np.asarray(dataset.load_image(index))) for index in range(len(dataset))]
+        self.pixels = [torch.from_numpy(np.array(dataset.load_image(index))) for index in range(len(dataset))]
         megabytes = sum(pixels.numel() for pixels in self.pixels) / 2**20
         logger.info("%s %s: %d images decoded into memory (%.1f MiB)", dataset.name, dataset.split, len(self.pixels), megabytes)
 
