@@ -133,14 +133,13 @@ def test_cache_images_trains_the_same_weights(tiny_css, tmp_path, one_process):
 
 
 def test_amp_on_cpu_trains_with_a_loss_close_to_float32(tiny_css, tmp_path):
-    config = TrainConfig(dataset_path=str(tiny_css), num_iters=2, **TRAIN_FLAGS)
+    config = TrainConfig(dataset_path=str(tiny_css), num_iters=1, **{**TRAIN_FLAGS, "image_size": 32})  # bfloat16 convolutions are slow on CPU
     losses = {}
     for amp in (False, True):
         seed_everything(0)
         result = train(replace(config, amp=amp), run_dir=tmp_path / f"amp{amp}", evaluate_test=False)
-        losses[amp] = result.train_loss["value"].tolist()
-    assert len(losses[True]) == 2 and all(torch.isfinite(torch.tensor(losses[True])))
+        (losses[amp],) = result.train_loss["value"].tolist()
     # bfloat16 keeps 8 bits of mantissa (~0.4% per rounding); through ResNet-18 the first loss,
     # before any step, stays within a few percent of float32's.
-    assert losses[True][0] == pytest.approx(losses[False][0], rel=0.05)
-    assert losses[True] != losses[False]  # autocast was on: bfloat16 rounding changed the values
+    assert losses[True] == pytest.approx(losses[False], rel=0.05)
+    assert losses[True] != losses[False]  # autocast was on: bfloat16 rounding changed the value
