@@ -194,7 +194,7 @@ def test_resume_through_the_cli_continues_the_run_as_it_was(tiny_css, tmp_path, 
     # Any other training flag is refused, also when given its default value.
     assert main(["train", "--resume", str(run), "--seed", "0", "--learning_rate", "0.1", "--use_bert", "False"]) == 2
     error = capsys.readouterr().err
-    assert "--learning_rate, --seed, --use_bert cannot change" in error and "only --device, --loader_num_workers, --num_iters" in error
+    assert "--learning_rate, --seed, --use_bert cannot change" in error and "only --device, --loader_num_workers, --cache_images, --channels_last, --num_iters" in error
     # A checkpoint whose model differs from the run's config.json is refused.
     saved = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**saved, "model": "concat", "embed_dim": 32}))

@@ -23,7 +23,7 @@ logger = logging.getLogger("tirg")
 
 
 # The flags `tirg train --resume` accepts: where and how fast the run continues, and how long.
-RESUME_FLAGS = ("device", "loader_num_workers", "num_iters")
+RESUME_FLAGS = ("device", "loader_num_workers", "cache_images", "channels_last", "num_iters")
 
 
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +195,7 @@ def _run_data(args: argparse.Namespace) -> int:
 def _run_train(args: argparse.Namespace) -> int:
     from tensorboardX import SummaryWriter
 
+    from tirg import distributed
     from tirg.early_stopping import BEST_CHECKPOINT_NAME
     from tirg.runs import removed_unless_checkpointed
     from tirg.runtime import seed_everything
@@ -212,20 +213,29 @@ def _run_train(args: argparse.Namespace) -> int:
                 f" (only {', '.join('--' + name for name in RESUME_FLAGS)} may be given with --resume)"
             )
         config = resume_config(args.resume, given.get("num_iters"))
-        for name in ("device", "loader_num_workers"):
+        for name in RESUME_FLAGS:
             if name in given:
                 setattr(config, name, given[name])
-        run_dir = checkpoint_file(args.resume).parent
     else:
         if use_bert and given.get("text_encoder", "lstm") == "lstm":
             given["text_encoder"] = "minilm"
         config = TrainConfig(**given)
-        run_dir = new_run_dir(config)
-    seed_everything(config.seed)
-    # A new run's folder (and the TensorBoard events file in it) goes when the run fails before its first checkpoint.
-    keep = nullcontext() if args.resume else removed_unless_checkpointed(run_dir, (CHECKPOINT_NAME, BEST_CHECKPOINT_NAME))
-    with keep, SummaryWriter(str(run_dir)) as writer:
-        result = train(config, run_dir=run_dir, resume=args.resume, writer=writer, progress=True)
+    # Under torchrun every process runs this; rank 0 alone creates the run folder and writes in it.
+    distributed.init_from_environment(config.device)
+    try:
+        main = distributed.is_main()
+        if not main:
+            logging.getLogger().setLevel(logging.WARNING)  # one log of the run: rank 0's
+        run_dir = checkpoint_file(args.resume).parent if args.resume else distributed.from_main(lambda: new_run_dir(config))
+        seed_everything(config.seed)
+        # A new run's folder (and the TensorBoard events file in it) goes when the run fails before its first checkpoint.
+        keep = removed_unless_checkpointed(run_dir, (CHECKPOINT_NAME, BEST_CHECKPOINT_NAME)) if main and not args.resume else nullcontext()
+        with keep, (SummaryWriter(str(run_dir)) if main else nullcontext()) as writer:
+            result = train(config, run_dir=run_dir, resume=args.resume, writer=writer, progress=main)
+    finally:
+        distributed.shutdown()
+    if not main:
+        return 0
     summary = {"run_dir": str(result.run_dir), "iteration": result.iteration, **result.metrics}
     if result.best_checkpoint is not None:
         summary.update(best_checkpoint=str(result.best_checkpoint), best_iteration=result.best_iteration, best_val_loss=result.best_val_loss)

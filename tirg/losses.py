@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -89,9 +89,17 @@ def soft_triplet_loss(
     return _ScaleGradient.apply(loss, ORIGINAL_SOFT_TRIPLET_GRADIENT_SCALE) if gradient == "original" else loss
 
 
+# Turns one process's rows into the global batch's (tirg.distributed.gather_batch under torchrun).
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
 def compute_loss(
-    name: str, composed: torch.Tensor, targets: torch.Tensor, generator: torch.Generator
+    name: str, composed: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, gather: Gather | None = None
 ) -> torch.Tensor:
+    """Loss `name` over the batch; with `gather`, over the global batch of every process, so that
+    each query meets every other process's targets as negatives, exactly as in one process."""
+    if gather is not None:
+        composed, targets = gather(composed), gather(targets)
     if name == "soft_triplet":
         return soft_triplet_loss(composed, targets, generator, gradient="original")
     if name == "soft_triplet_autograd":

@@ -13,8 +13,10 @@ from typing import Any
 
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
+from tirg import distributed
 from tirg.checkpoint import (
     atomic_torch_save,
     check_compatible,
@@ -35,6 +37,7 @@ from tirg.data import (
     load_dataset,
 )
 from tirg.data.complete_text import complete_text_queries
+from tirg.data.decoded import DecodedImages
 from tirg.early_stopping import BEST_CHECKPOINT_NAME, EarlyStopping, ItemView, hold_out, validation_loss
 from tirg.errors import CheckpointError
 from tirg.evaluate import evaluate
@@ -42,7 +45,7 @@ from tirg.fileio import remove_stale_temporaries
 from tirg.losses import BASE_LOSS, LOSSES, weighted_loss
 from tirg.models import MODELS, ComposeModel, build_model, canonical_model_name
 from tirg.runs import new_run_dir as _new_run_dir
-from tirg.runtime import Stream, cuda_devices, resolve_device, seeded_generator
+from tirg.runtime import Stream, check_amp, cuda_devices, resolve_device, seeded_generator
 from tirg.text import Vocabulary
 from tirg.validation import Rule, at_least, check_config, greater_than, one_of
 
@@ -129,6 +132,12 @@ class TrainConfig:
     image_reconstruction_weight: float = 0.1
     text_reconstruction_weight: float = 0.1
     rotational_symmetry_weight: float = 0.01
+    # The GPU path; each also runs on CPU. amp: bfloat16 autocast of the forward pass and loss.
+    amp: bool = False
+    channels_last: bool = False  # the image model and its batches in NHWC memory format (faster convolutions on CUDA)
+    # The training split's images decoded once and kept in memory as uint8 (per process; small data
+    # sets such as CSS), so PNG decoding does not starve the GPU; transforms still run every step.
+    cache_images: bool = False
 
     def __post_init__(self) -> None:
         check_config(self, TRAIN_RULES)
@@ -267,6 +276,21 @@ def with_query_texts(config: TrainConfig, dataset: RetrievalDataset) -> Retrieva
     return complete_text_queries(dataset) if config.use_complete_text_query else dataset
 
 
+class LossStep(nn.Module):
+    """The model's loss terms as a `forward`, which is what DistributedDataParallel wraps: its
+    gradient averaging hooks into each forward. The batch-based losses see the global batch
+    (tirg.distributed.gather_batch; the batch itself in one process)."""
+
+    def __init__(self, model: ComposeModel):
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, source_images: torch.Tensor, texts: list[str], target_images: torch.Tensor, loss: str, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        return self.model.compute_loss_terms(source_images, texts, target_images, loss, generator, distributed.gather_batch)
+
+
 def new_run_dir(config: TrainConfig) -> Path:
     """A new folder `log_dir/<time><comment>`, created exclusively: two runs never share one."""
     return _new_run_dir(config.log_dir, config.comment)
@@ -295,8 +319,19 @@ def train(
     points when not validating); False evaluates no test split. `on_point(points, train_loss)` is
     called after every evaluation point (a notebook redraws its live plot there). `writer` is a
     tensorboardX SummaryWriter or None.
+
+    Under torchrun (tirg.distributed.init_from_environment called first) every process runs this
+    with the same arguments: `config.batch_size` is the global batch, each process takes its
+    slice, the batch-based loss sees the global batch and BatchNorm its statistics, so the weights
+    follow the one-process run. Rank 0 alone creates the run folder, writes checkpoints, metrics,
+    TensorBoard and progress, and evaluates; the others wait for its result.
     """
     device = resolve_device(config.device)
+    distributed.check_batch_size(config.batch_size)
+    check_amp(config.amp, device)
+    main = distributed.is_main()
+    if not main:
+        writer, progress, on_point = None, False, None
     start_iteration = 0
     state: dict[str, Any] | None = None
     if resume is not None:
@@ -304,9 +339,10 @@ def train(
         state = load_checkpoint(resume_file)
         run_dir = resume_file.parent
         start_iteration = int(state["iteration"])
-    run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(run_dir)  # from a save killed mid-write
+    run_dir = Path(run_dir) if run_dir is not None else distributed.from_main(lambda: new_run_dir(config))
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)  # from a save killed mid-write
 
     trainset = with_query_texts(config, trainset or load_dataset(config.dataset, config.dataset_path, "train", **config.dataset_options()))
     if evaluate_test:
@@ -316,7 +352,7 @@ def train(
     if evaluate_test:
         testset.check_images()
     transform = image_transform(config.resolved_image_size())
-    pairs = PairView(trainset, transform, config.seed)
+    pairs = PairView(trainset, transform, config.seed, DecodedImages(trainset) if config.cache_images else None)
     split = hold_out(pairs.sources, config.val_fraction, config.seed, f"{trainset.name} at {trainset.root}") if config.val_fraction > 0 else None
     training = ItemView(pairs, split.training if split else range(len(pairs)))
     if split:
@@ -330,6 +366,9 @@ def train(
         check_text_encoder(initial, resume_file if resume is not None else config.pretrained_model, model)
         model.load_state_dict(initial["model"])
     model.prepare_texts(trainset.texts())
+    model = distributed.global_batch_layers(model, device)
+    if config.channels_last:
+        model.img_model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     metrics: dict[str, float] = {}
     stopping = EarlyStopping(config.patience)
@@ -341,20 +380,30 @@ def train(
         metrics = dict(state.get("metrics", {}))
         if state.get("early_stopping"):
             stopping.load_state_dict(state["early_stopping"])
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    if main:
+        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
 
     sampler = make_batch_sampler(training.sources, config, start_iteration)
     # A private generator keeps the loader from drawing on the global one (dropout's), which resume restores.
+    # Every process draws the same global batches and loads only its own slice of each.
     loader = torch.utils.data.DataLoader(
         training,
-        batch_sampler=IterationKeyedBatches(sampler),
+        batch_sampler=distributed.RankSlices(IterationKeyedBatches(sampler)),
         num_workers=config.loader_num_workers,
         generator=torch.Generator(),
+        pin_memory=device.type == "cuda",
     )
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+
+    def to_device(images: torch.Tensor) -> torch.Tensor:
+        return images.to(device, non_blocking=True, memory_format=memory_format)
+
     checkpoint_path = run_dir / CHECKPOINT_NAME
     best_path = run_dir / BEST_CHECKPOINT_NAME
 
     def save(iteration: int, path: Path = checkpoint_path) -> None:
+        if not main:
+            return
         remove_stale_temporaries(run_dir)
         atomic_torch_save(make_checkpoint(model, config.model, asdict(config), iteration, optimizer, metrics, stopping.state_dict()), path)
 
@@ -362,10 +411,18 @@ def train(
     train_loss: list[tuple[int, float]] = []
 
     def evaluation_point(iteration: int, final: bool) -> None:
-        """Validation loss and/or test recall at `iteration`, without touching training's generators."""
+        """Evaluation on rank 0; the other processes wait for its test metrics and early-stopping state."""
         nonlocal metrics
         if split is None and not evaluate_test:
             return
+        if main:
+            evaluate_on_main(iteration, final)
+        metrics, progress_state = distributed.from_main(lambda: (metrics, stopping.state_dict()))
+        stopping.load_state_dict(progress_state)
+
+    def evaluate_on_main(iteration: int, final: bool) -> None:
+        """Validation loss and/or test recall at `iteration`, without touching training's generators."""
+        nonlocal metrics
         row: dict[str, Any] = {"iteration": iteration}
         with torch.random.fork_rng(devices=cuda_devices(device)):
             if split is not None:
@@ -396,6 +453,7 @@ def train(
         if on_point is not None:
             on_point(pd.DataFrame(points), pd.DataFrame(train_loss, columns=["iteration", "value"]))
 
+    step = distributed.data_parallel(LossStep(model), device)
     model.train()
     iteration = start_iteration
     batches = iter(loader)
@@ -406,10 +464,11 @@ def train(
     while iteration < config.num_iters and not stopping.stopped:
         source_images, texts, target_images = next(batches)
         set_learning_rate(optimizer, config, iteration)
-        terms = model.compute_loss_terms(
-            source_images.to(device), list(texts), target_images.to(device), config.loss,
-            seeded_generator(config.seed, iteration, Stream.TRIPLETS),
-        )  # fmt: skip
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp):
+            terms = step(
+                to_device(source_images), list(texts), to_device(target_images), config.loss,
+                seeded_generator(config.seed, iteration, Stream.TRIPLETS),
+            )  # fmt: skip
         loss = weighted_loss(terms, loss_weights)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at iteration {iteration}; lower --learning_rate")
@@ -422,6 +481,9 @@ def train(
             running_terms[name] = running_terms.get(name, 0.0) + value.item()
         bar.update(1)
         if (config.log_every and iteration % config.log_every == 0) or iteration == config.num_iters:
+            # Terms over one process's rows (reconstructions) are averaged into the global batch's.
+            totals = distributed.mean_across(torch.tensor([running_loss, *running_terms.values()], dtype=torch.float64))
+            running_loss, running_terms = float(totals[0]), dict(zip(running_terms, totals[1:].tolist()))
             mean_loss = running_loss / running_count
             train_loss.append((iteration, mean_loss))
             bar.set_postfix(loss=f"{mean_loss:.4f}")
@@ -443,6 +505,7 @@ def train(
     if iteration == start_iteration and evaluate_test and not metrics:
         evaluation_point(iteration, final=True)  # a finished run resumed without a test result
     save(iteration)
+    distributed.barrier()  # no process returns before rank 0's checkpoint is written
     if stopping.stopped:
         logger.info("stopped at iteration %d: %d validation points without improvement", iteration, stopping.since_best)
     return TrainResult(

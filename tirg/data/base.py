@@ -129,16 +129,24 @@ class PairView(torch.utils.data.Dataset):
     Indexed by `(item, iteration)` (what `IterationKeyedBatches` yields) or by a bare item, which
     counts as iteration 0. A loader that draws targets on the fly gets a generator seeded from
     (seed, iteration, source): the same draw in any worker, after any resume, and the pairs of
-    one source in one batch (MIT-States' two queries) see the same generator.
+    one source in one batch (MIT-States' two queries) see the same generator. `images` replaces
+    `dataset.load_image` (tirg.data.decoded.DecodedImages: images decoded once, kept in memory).
     """
 
-    def __init__(self, dataset: RetrievalDataset, transform: ImageTransform, seed: int = 0):
+    def __init__(
+        self,
+        dataset: RetrievalDataset,
+        transform: ImageTransform,
+        seed: int = 0,
+        images: Callable[[int], Image.Image] | None = None,
+    ):
         self.sources = dataset.training_sources()
         if not self.sources:
             raise DataError(f"{dataset.name} {dataset.split} at {dataset.root} has no training pairs")
         self.dataset = dataset
         self.transform = transform
         self.seed = seed
+        self.load_image = images if images is not None else dataset.load_image
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -147,8 +155,7 @@ class PairView(torch.utils.data.Dataset):
         item, iteration = key if isinstance(key, tuple) else (key, 0)
         rng = np.random.default_rng([self.seed, iteration, self.sources[item]])
         pair = self.dataset.training_pair(item, rng)
-        load = self.dataset.load_image
-        return self.transform(load(pair.source)), pair.text, self.transform(load(pair.target))
+        return self.transform(self.load_image(pair.source)), pair.text, self.transform(self.load_image(pair.target))
 
 
 class SeededBatchSampler(torch.utils.data.Sampler[list[int]]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 from tirg.flags import add_config_flags
@@ -53,6 +54,7 @@ def add_hash_parser(commands: argparse._SubParsersAction) -> None:
 def run_hash(args: argparse.Namespace) -> int:
     import torch
 
+    from tirg import distributed
     from tirg.hashing.data import load_labeled_images
     from tirg.hashing.train import evaluate_model, load_hash_model, train_hashing
 
@@ -60,13 +62,21 @@ def run_hash(args: argparse.Namespace) -> int:
         # Flags not given are absent from args, so the config's own defaults apply.
         names = [n for n in HashTrainConfig.__dataclass_fields__ if hasattr(args, n)]
         config = HashTrainConfig(**{n: getattr(args, n) for n in names})
-        if args.out:
-            run_dir = Path(args.out)
-            result = train_hashing(config, run_dir, progress=True, overwrite=args.overwrite)
-        else:
-            run_dir = new_run_dir(DEFAULT_LOG_DIR, f"_{config.dataset_name}_{config.binary_bits}bits")
-            with removed_unless_checkpointed(run_dir, ("checkpoint.pth",)):
-                result = train_hashing(config, run_dir, progress=True)
+        # Under torchrun every process runs this; rank 0 alone creates the run folder and writes in it.
+        distributed.init_from_environment(config.device)
+        try:
+            main = distributed.is_main()
+            if args.out:
+                run_dir = Path(args.out)
+                result = train_hashing(config, run_dir, progress=main, overwrite=args.overwrite)
+            else:
+                run_dir = distributed.from_main(lambda: new_run_dir(DEFAULT_LOG_DIR, f"_{config.dataset_name}_{config.binary_bits}bits"))
+                with removed_unless_checkpointed(run_dir, ("checkpoint.pth",)) if main else nullcontext():
+                    result = train_hashing(config, run_dir, progress=main)
+        finally:
+            distributed.shutdown()
+        if not main:
+            return 0
         report = {
             "run_dir": str(run_dir),
             "final": result.final.as_dict(),

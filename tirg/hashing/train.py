@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from tirg import distributed
 from tirg.errors import CheckpointError
 from tirg.fileio import atomic_directory, atomic_write, atomic_write_text, marked_kind
 from tirg.hashing.codes import hamming_rank, pack_codes, sign_codes
@@ -170,15 +171,28 @@ def train_hashing(config: HashTrainConfig, run_dir: str | Path, progress: bool =
     The run is written into a staging folder and swapped into `run_dir` when it ends, so a failed or
     killed run leaves no partial run behind. `run_dir` must be absent, empty, or (with `overwrite`)
     an earlier hashing run; anything else is refused before training (tirg.fileio.check_output_dir).
+
+    Under torchrun every process calls this: `batch_size` is the global batch, each process takes
+    its slice, the triplet loss is taken over the gathered global batch and BatchNorm over the
+    global batch, so the weights follow the one-process run; rank 0 alone writes and evaluates.
     """
     run_dir = Path(run_dir)
-    with atomic_directory(run_dir, HASH_RUN, overwrite) as staging:
-        result = _train_into(config, staging, progress)
+    distributed.check_batch_size(config.batch_size, "--batchSize")
+    if config.freeze_backbone and distributed.world_size() > 1:
+        raise ValueError("--freeze_backbone trains only the hash head on features cached once; run it in one process, without torchrun")
+    if distributed.is_main():
+        with atomic_directory(run_dir, HASH_RUN, overwrite) as staging:
+            result = _train_into(config, staging, progress)
+    else:
+        result = _train_into(config, None, progress=False)
+    distributed.barrier()  # no process returns before rank 0's run folder is in place
     return replace(result, run_dir=run_dir)
 
 
-def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashTrainResult:
-    atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
+def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -> HashTrainResult:
+    """The training run; `run_dir` None on ranks other than 0, which write nothing."""
+    if run_dir is not None:
+        atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
     trainset = load_labeled_images(config.dataset_name, config.dataset_path, "train")
     testset = load_labeled_images(config.dataset_name, config.dataset_path, "test")
     trainset.check_images()
@@ -189,7 +203,8 @@ def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashT
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = HashNet(config.binary_bits, config.backbone_weights, config.backbone)
-    model = model.to(device)
+    model = distributed.global_batch_layers(model.to(device), device)
+    network = distributed.data_parallel(model, device)
     features: tuple[torch.Tensor, torch.Tensor] | None = None
     if config.freeze_backbone:
         freeze_backbone(model)
@@ -212,14 +227,18 @@ def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashT
         if features is None:
             images = AugmentedImages(trainset, config.image_size, config.seed, epoch)
             # A private generator: the loader would otherwise draw its worker seed from the global one.
-            loader = DataLoader(images, batch_sampler=sampler, num_workers=config.num_workers, generator=torch.Generator())
+            # Every process draws the same global batches and loads only its own slice of each.
+            batches = distributed.RankSlices(sampler)
+            loader = DataLoader(images, batch_sampler=batches, num_workers=config.num_workers, generator=torch.Generator(), pin_memory=device.type == "cuda")
         else:
             loader = ((features[0][rows], torch.as_tensor(trainset.labels[rows])) for rows in sampler)
         model.train()
         started, losses = time.perf_counter(), []
         for batch, labels in loader:
-            codes = model(batch.to(device)) if features is None else model.head(batch.to(device))
-            loss, _ = triplet_hashing_loss(codes, labels.to(device), margin, config.quantization_weight)
+            codes = network(batch.to(device, non_blocking=True)) if features is None else model.head(batch.to(device))
+            # The triplets of the global batch, on every process (the batch itself in one process).
+            codes, labels = distributed.gather_batch(codes), distributed.gather_batch(labels.to(device))
+            loss, _ = triplet_hashing_loss(codes, labels, margin, config.quantization_weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -227,8 +246,8 @@ def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashT
         scheduler.step()
         record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "train_s": time.perf_counter() - started}
         if epoch % config.eval_every == 0 or epoch == config.num_epochs:
-            if features is None:
-                final = evaluate_model(model, trainset, testset, config, device)
+            if features is None:  # on rank 0; the others wait for its result
+                final = distributed.from_main(lambda: evaluate_model(model, trainset, testset, config, device))
             else:
                 final = evaluate_codes(encode_features(model, features[1]), testset.labels, encode_features(model, features[0]), trainset.labels)
             record.update(final.as_dict())
@@ -236,13 +255,15 @@ def _train_into(config: HashTrainConfig, run_dir: Path, progress: bool) -> HashT
                 best_map, best_epoch = final.map_all, epoch
         history.append(record)
         logger.info("epoch %d: %s", epoch, record)
-        with open(run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-    save_hash_checkpoint(run_dir / "checkpoint.pth", model, optimizer, config, config.num_epochs, history)
+        if run_dir is not None:
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
     assert final is not None  # the last epoch always evaluates
-    result = HashTrainResult(run_dir, final, best_map, best_epoch, history)
-    summary = {"final": final.as_dict(), "best_map_all_during_training": best_map, "best_epoch": best_epoch}
-    atomic_write_text(run_dir / "result.json", json.dumps(summary, indent=2))
+    result = HashTrainResult(run_dir or Path(), final, best_map, best_epoch, history)
+    if run_dir is not None:
+        save_hash_checkpoint(run_dir / "checkpoint.pth", model, optimizer, config, config.num_epochs, history)
+        summary = {"final": final.as_dict(), "best_map_all_during_training": best_map, "best_epoch": best_epoch}
+        atomic_write_text(run_dir / "result.json", json.dumps(summary, indent=2))
     return result
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tirg.losses import BASE_LOSS, compute_loss
+from tirg.losses import BASE_LOSS, Gather, compute_loss
 from tirg.models.composers import ComposeModel
 from tirg.text import Vocabulary
 
@@ -104,13 +104,21 @@ class AutoencoderComposer(ComposeModel):
         )  # fmt: skip
 
     def compute_loss_terms(
-        self, source_images: torch.Tensor, texts: Sequence[str], target_images: torch.Tensor, loss: str, generator: torch.Generator
+        self,
+        source_images: torch.Tensor,
+        texts: Sequence[str],
+        target_images: torch.Tensor,
+        loss: str,
+        generator: torch.Generator,
+        gather: Gather | None = None,
     ) -> dict[str, torch.Tensor]:
         """base, image_reconstruction, text_reconstruction (MSE), and for ComposeAE rotational_symmetry.
 
         As in the original, the symmetry term composes the unnormalised target features with
         the same text and the conjugate rotation, and compares the result with the source under
-        the base loss.
+        the base loss. With `gather` the two metric-learning terms are over the global batch; the
+        reconstruction terms are means over this process's rows, which DDP's gradient averaging
+        turns into the global mean.
         """
         source = self.extract_img_feature(source_images)
         text = self.extract_text_feature(texts)
@@ -118,13 +126,13 @@ class AutoencoderComposer(ComposeModel):
         composed = self.compose(source, text)
         normalize = self.normalization_layer
         terms = {
-            BASE_LOSS: compute_loss(loss, normalize(composed), normalize(target), generator),
+            BASE_LOSS: compute_loss(loss, normalize(composed), normalize(target), generator, gather),
             "image_reconstruction": F.mse_loss(self.image_decoder(composed), source),
             "text_reconstruction": F.mse_loss(self.text_decoder(composed), text),
         }
         if self.rotational_symmetry:
             back = self.compose(target, text, conjugate=True)
-            terms["rotational_symmetry"] = compute_loss(loss, normalize(back), normalize(source), generator)
+            terms["rotational_symmetry"] = compute_loss(loss, normalize(back), normalize(source), generator, gather)
         return terms
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tirg.losses import BASE_LOSS, DEFAULT_LOSS_WEIGHTS, NormalizationLayer, compute_loss, weighted_loss
+from tirg.losses import BASE_LOSS, DEFAULT_LOSS_WEIGHTS, Gather, NormalizationLayer, compute_loss, weighted_loss
 from tirg.models.image import build_image_encoder
 from tirg.text import TextLSTMEncoder, Vocabulary
 from tirg.text_encoders import LSTM, SentenceEncoder, build_text_encoder
@@ -80,12 +80,21 @@ class ComposeModel(nn.Module):
         return self.compose(self.extract_img_feature(images), self.extract_text_feature(texts))
 
     def compute_loss_terms(
-        self, source_images: torch.Tensor, texts: Sequence[str], target_images: torch.Tensor, loss: str, generator: torch.Generator
+        self,
+        source_images: torch.Tensor,
+        texts: Sequence[str],
+        target_images: torch.Tensor,
+        loss: str,
+        generator: torch.Generator,
+        gather: Gather | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Unweighted loss terms by name; 'base' is the metric-learning loss every model has."""
+        """Unweighted loss terms by name; 'base' is the metric-learning loss every model has.
+
+        `gather` (data-parallel training): the base loss is taken over the global batch's features.
+        """
         composed = self.normalization_layer(self.compose_img_text(source_images, texts))
         targets = self.normalization_layer(self.extract_img_feature(target_images))
-        return {BASE_LOSS: compute_loss(loss, composed, targets, generator)}
+        return {BASE_LOSS: compute_loss(loss, composed, targets, generator, gather)}
 
     def compute_loss(
         self,
