@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-quick lab clean
+.PHONY: install demo figures test browser-test bench bench-quick lab clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,20 @@ install: $(INSTALLED)
 demo: $(INSTALLED)
 	$(VENV)/bin/tirg demo --overwrite
 
+# The README's figures that notebooks 01-03 draw (images/training_curves.png, compare_result.png,
+# lsh_bucket_sizes.png, retrieval_*_query.png), from a fresh notebook run with their defaults; a
+# student's own runs write to results/notebook_figures instead. `make demo` draws the others.
+FIGURE_NOTEBOOKS := notebooks/01_train.ipynb notebooks/02_compute_recall.ipynb notebooks/03_retrieve_example.ipynb
+figures: $(INSTALLED)
+	$(PY) run_notebooks.py --set figures_dir=images $(FIGURE_NOTEBOOKS)
+
 test: $(INSTALLED)
 	$(PY) -m pytest -q
+
+# Notebook 03 in JupyterLab in headless Chromium (Debian's chromium package; .ci/run installs it).
+browser-test: $(INSTALLED)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[browser]"
+	$(PY) -m pytest -q -m browser tests/test_browser.py
 
 bench: $(INSTALLED)
 	$(PY) benchmarks/run_all.py
