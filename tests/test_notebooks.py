@@ -198,3 +198,21 @@ def test_notebook_defaults_write_only_where_git_ignores():
         probe = f"{folder}/probe.png"
         ignored = subprocess.run(["git", "check-ignore", "-q", probe], cwd=REPO_ROOT).returncode == 0
         assert ignored, f"{where} = {folder!r}: files written there would show in `git status`"
+
+
+def test_run_notebooks_script_runs_a_notebook_with_parameters_set(tmp_path, capsys):
+    import run_notebooks
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('figures_dir = "results/notebook_figures"\nrepeats = 5', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("from pathlib import Path\nPath(figures_dir).mkdir()\n(Path(figures_dir) / 'n.txt').write_text(str(repeats))"),
+    ]
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, path)
+    assert run_notebooks.main(["--set", f"figures_dir={tmp_path / 'images'}", "--set", "repeats=2", str(path)]) == 0
+    assert (tmp_path / "images" / "n.txt").read_text() == "2"
+    assert run_notebooks.main(["--set", f"figures_dir={tmp_path / 'images'}", str(path)]) == 1  # the folder exists now
+    assert "tiny.ipynb failed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_notebooks.main(["--set", "no equals sign", str(path)])
