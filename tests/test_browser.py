@@ -33,7 +33,7 @@ pytestmark = pytest.mark.browser
 NOTEBOOK = "03_retrieve_example.ipynb"
 STARTUP_SECONDS = 90
 RUN_ALL_SECONDS = 150
-DIRTY_WATCH_SECONDS = 12  # the old notebooks turned dirty 3-8 s after the kernel was idle
+DIRTY_WATCH_SECONDS = 12  # the old notebooks turned unsaved 3-8 s after the kernel was idle
 
 
 def chromium_path() -> str:
@@ -102,7 +102,11 @@ def lab(student_clone: Path) -> Iterator[str]:
         yield f"{base}/lab/tree/notebooks/{NOTEBOOK}?token={token}"
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # still shutting its kernel down
+            server.kill()
+            server.wait()
         log.close()
 
 
@@ -137,10 +141,10 @@ def test_notebook_03_runs_in_jupyterlab_and_its_app_searches(chromium, lab):
         page.goto(lab)
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=STARTUP_SECONDS * 1000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=STARTUP_SECONDS * 1000)
-        # JupyterLab marks the tab unsaved a few seconds after the kernel starts when the notebook's metadata
-        # (language_info, kernelspec) differs from the kernel's: watch for that long enough to see it.
-        with pytest.raises(sync_api.TimeoutError):
-            page.wait_for_selector(".lm-TabBar-tab.jp-mod-dirty", timeout=DIRTY_WATCH_SECONDS * 1000)
+        # Every tab flickers unsaved as the kernel comes up; one whose metadata (language_info, kernelspec)
+        # differs from the kernel's turns unsaved for good a few seconds later. Look after that.
+        page.wait_for_timeout(DIRTY_WATCH_SECONDS * 1000)
+        assert page.locator(".lm-TabBar-tab.jp-mod-dirty").count() == 0, "opening the notebook marked it unsaved"
 
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
