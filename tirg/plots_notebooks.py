@@ -107,7 +107,8 @@ def compare_result_figure(summary: pd.DataFrame, ks: Sequence[int], overlap_targ
     table_axes.set_title(textwrap.fill(title, 60), fontsize=9)
     for row in rows:
         color, marker = styles[row["method"]]
-        curve_axes.plot(list(ks), [row[f"recall@{kk}_mean"] for kk in ks], "-", marker=marker, color=color, label=row["method"])
+        style = "--" if row["family"] == "exact" else "-"  # dashed: a hashing line that matches it stays visible
+        curve_axes.plot(list(ks), [row[f"recall@{kk}_mean"] for kk in ks], style, marker=marker, color=color, label=row["method"])
     curve_axes.set_xscale("log")
     curve_axes.set_xticks(list(ks), [str(kk) for kk in ks])
     curve_axes.set_xlabel("k")
