@@ -1,7 +1,7 @@
 """Recall-versus-time comparison of exact search, LSH settings and FAISS peers on one feature set.
 
 R random samples of Q queries (without replacement, seeded) are searched by every
-method; a split with no more than Q queries is bootstrapped instead (each sample draws as many
+method; a split with fewer than Q queries is bootstrapped instead (each sample draws as many
 queries as the split holds, with replacement, as the course project drew), so the samples differ
 and their spread estimates the sampling error. each sample is searched by exact search first, whose top-k is the reference
 for the overlap of the others. Methods are interleaved within a sample so that
@@ -75,7 +75,7 @@ class CompareConfig:
 
     n_repeats x n_queries: random query samples (without replacement, seeded by `seed`);
         bootstrap: draw with replacement instead (`compare_feature_cache` sets it, with n_queries
-        the split's size, when the split has no more than n_queries queries).
+        the split's size, when the split has fewer than n_queries queries).
     ks: recall cut-offs; the deepest is k for every method, capped at the gallery size
         (minus each query's excluded source) by `run_comparison`.
     lsh: LSH settings; each sample draws their hyperplanes from (seed, sample index), so
@@ -299,9 +299,10 @@ def sampling_caption(n_repeats: int, n_queries: int, n_available: int, bootstrap
 
 
 def bootstrap_config(config: CompareConfig, n_available: int) -> CompareConfig:
-    """The config for a split of `n_available` queries: with no more queries than a sample holds, distinct
-    draws would give the same sample every time (no spread), so each sample is a bootstrap of the split."""
-    if n_available > config.n_queries:
+    """The config for a split of `n_available` queries: with fewer queries than a sample holds, every sample
+    would be the whole split (no spread), so each sample is a bootstrap of the split instead. A sample
+    size equal to the split's is taken as asking for the whole split."""
+    if n_available >= config.n_queries:
         return config
     return replace(config, n_queries=n_available, bootstrap=True)
 
@@ -526,7 +527,7 @@ def compare_feature_cache(
 ) -> Comparison:
     """`run_comparison` on a feature cache under its data set's protocol (source excluded or not, its recall@k).
 
-    A cache with no more queries than `config.n_queries` is sampled by bootstrap (`bootstrap_config`).
+    A cache with fewer queries than `config.n_queries` is sampled by bootstrap (`bootstrap_config`).
 
     dataset: the cache's data set (`dataset_for_cache`); None rebuilds it from the manifest.
     extra_methods run after the config's own (e.g. learned_vs_random_methods).
