@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except TirgError as error:
         print(f"lsh.py: error: {error}", file=sys.stderr)
         return 2
-    print(two_row_table(comparison.summary, config.overlap_target, max(comparison.ks)))
+    print(two_row_table(comparison.summary, config.overlap_target, max(comparison.ks), comparison.sampling))
     return 0
 
 

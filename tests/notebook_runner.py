@@ -20,6 +20,8 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from tirg.notebook_run import inject_parameters, parameters_cell_index
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KERNEL_NAME = "tirg-tests"
 
@@ -30,21 +32,6 @@ class NotebookCellError(AssertionError):
     def __init__(self, path: Path, index: int, source: str, ename: str, evalue: str, traceback: str) -> None:
         super().__init__(f"{path.name} cell {index} raised {ename}: {evalue}\n--- cell source ---\n{source}\n--- traceback ---\n{traceback}")
         self.index, self.source, self.ename, self.evalue = index, source, ename, evalue
-
-
-def parameters_cell_index(nb: nbformat.NotebookNode) -> int:
-    tagged = [i for i, cell in enumerate(nb.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])]
-    if len(tagged) != 1:
-        raise ValueError(f"expected exactly one cell tagged 'parameters', found {len(tagged)}")
-    return tagged[0]
-
-
-def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, Any]) -> nbformat.NotebookNode:
-    """Insert `name = repr(value)` lines after the parameters cell (papermill's `injected-parameters` cell)."""
-    source = "# Parameters injected by the test\n" + "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
-    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
-    nb.cells.insert(parameters_cell_index(nb) + 1, cell)
-    return nb
 
 
 def _kernel_manager(kernels_dir: Path) -> KernelManager:

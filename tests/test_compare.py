@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from tirg.compare import (
     Method,
     acceptance,
     best_lsh,
+    bootstrap_config,
     capped_ks,
     draw_samples,
     fastest_lsh_within_recall,
@@ -23,11 +25,13 @@ from tirg.compare import (
     pareto_front,
     repeat_seed,
     run_comparison,
+    sampling_caption,
     top_k_overlap,
     two_row_table,
     write_outputs,
 )
 from tirg.index import LSHConfig, LSHIndex, exact_search
+from tirg.plots_compare import method_styles, recall_vs_time_figure
 from tirg.index.faiss_peers import import_faiss
 
 
@@ -82,6 +86,50 @@ def test_samples_are_seeded_and_without_replacement() -> None:
     np.testing.assert_array_equal(samples[2], draw_samples(100, 60, 3, seed=5)[2])
     with pytest.raises(ValueError, match="n_queries=101"):
         draw_samples(100, 101, 1, seed=0)
+
+
+def test_a_split_no_larger_than_the_sample_is_bootstrapped_so_the_spread_is_real() -> None:
+    config = _small_config(n_repeats=4, n_queries=50)
+    assert bootstrap_config(config, 51) == config
+    assert bootstrap_config(config, 50) == config  # asking for the whole split
+    assert bootstrap_config(config, 30) == replace(config, n_queries=30, bootstrap=True)
+    samples = draw_samples(30, 30, 4, seed=0, bootstrap=True)
+    assert all(len(s) == 30 and len(np.unique(s)) < 30 for s in samples)  # with replacement: repeats
+    assert not np.array_equal(samples[0], samples[1])
+    queries, gallery, sources, targets, labels = _task(n_queries=30)
+    comparison = run_comparison(queries, gallery, sources, targets, labels, bootstrap_config(config, len(queries)))
+    exact = comparison.summary.set_index("method").loc["exact"]
+    assert exact["recall@1_std"] > 0 and exact["recall@10_std"] > 0
+    # The same split drawn without replacement, whole, each time: no spread at all.
+    whole = run_comparison(queries, gallery, sources, targets, labels, replace(config, n_queries=30))
+    assert whole.summary.set_index("method").loc["exact", "recall@1_std"] == 0
+    assert comparison.sampling == "mean ± std over 4 bootstrap samples of 30 queries (drawn with replacement from the split's 30)"
+    assert whole.sampling == "mean ± std over 4 samples of 30 queries (distinct queries drawn from the split's 30)"
+    assert sampling_caption(1, 5000, 33480, False) == "one sample of 5,000 queries (distinct queries drawn from the split's 33,480)"
+    table = two_row_table(comparison.summary, 0.95, 10, comparison.sampling)
+    assert table.splitlines()[-1] == "Mean ± std over 4 bootstrap samples of 30 queries (drawn with replacement from the split's 30)."
+
+
+def test_recall_vs_time_figure_styles_every_method_and_draws_a_one_point_front() -> None:
+    summary = _summary()
+    styles = method_styles([f"lsh {i}" for i in range(40)] + ["exact"])
+    assert len(set(styles.values())) == 41 and styles["exact"] == ("black", "*")
+    figure = recall_vs_time_figure(summary)
+    axes = figure.axes[0]
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert sorted(legend) == sorted([*summary["method"], "Pareto front (ringed)"])
+    drawn = {(c.lines[0].get_color(), c.lines[0].get_marker()) for c in axes.containers}
+    assert len(drawn) == len(summary)  # one colour and marker per method
+    front_line = next(line for line in axes.get_lines() if line.get_label() == "Pareto front (ringed)")
+    assert len(front_line.get_xdata()) == 4 and front_line.get_marker() == "o"
+    # One method beats all others: the front is that single point, still drawn (ringed).
+    dominant = summary.copy()
+    dominant.loc[0, ["query_s_mean", "recall@100_mean"]] = [0.1, 0.9]
+    single = next(line for line in recall_vs_time_figure(dominant).axes[0].get_lines() if line.get_label() == "Pareto front (ringed)")
+    assert list(single.get_xdata()) == [0.1] and single.get_marker() == "o" and single.get_markersize() > 0
+    # Recall between 0.5 and 0.7: the axis shows that range, not 0 to 1.
+    low, high = axes.get_ylim()
+    assert 0.45 <= low < 0.5 and 0.7 < high <= 0.75
 
 
 def test_top_k_overlap_counts_shared_ids_per_query() -> None:

@@ -1,7 +1,8 @@
 import importlib.util
 import io
 import json
-from dataclasses import asdict
+import logging
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -14,11 +15,14 @@ from tirg.checkpoint import load_model
 from tirg.data import load_dataset
 from tirg.errors import CacheError, CheckpointError, OutputError
 from tirg.features import compute_and_save, load_feature_cache
+from tirg.models import build_model
+from tirg.text import Vocabulary
 from tirg.interactive import (
     LiveFigure,
     RetrievalApp,
     chdir_to_repository_root,
     fresh_run_dir,
+    notebook_logging,
     require_checkpoint,
     require_feature_cache,
     show_tensorboard,
@@ -68,25 +72,102 @@ def test_a_custom_query_on_a_test_source_reproduces_the_cached_feature(small_run
     assert ids == cache_query(cache, index, 5).ids
 
 
-def test_retrieval_app_builds_and_searches_headless(small_run):
+def _upload(app: RetrievalApp, name: str, content: bytes) -> None:
+    app.upload.value = ({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content), "last_modified": datetime.now(timezone.utc)},)
+
+
+def test_retrieval_app_follows_the_protocol_and_replaces_its_results(small_run):
     checkpoint, cache, dataset = small_run
     model, _ = load_model(checkpoint)
     app = RetrievalApp(model, cache, dataset, k=4, columns=2)
+    source = int(cache.query_sources[2])
     app.query.value = 2
     assert str(cache.queries["text"].iloc[2]) in app.text.placeholder
-    assert isinstance(app.figure(), Figure)
+    app.search()
+    first_grid = app.grid.value
+    assert first_grid[:8] == b"\x89PNG\r\n\x1a\n" and app.message.layout.display == "none"
+    # A typed text composes the same source image anew; the source still never comes back.
     app.text.value = "add large red circle to top-left"
-    assert isinstance(app.figure(), Figure)
+    assert source not in app.result().found.ids
+    app.search()
+    assert app.grid.value != first_grid and "gallery id" in app.table.value
+    assert str(dataset.image_files[source]) in app.table.value.split("</p>")[0]  # the query's own file, named above the table
+
+    # An error replaces the results with its message.
     app.source.value = "uploaded image"
-    with pytest.raises(Exception, match="no image uploaded"):
-        app.figure()
+    app.search()
+    assert "no image uploaded" in app.message.value and app.message.layout.display is None
+    assert app.grid.layout.display == "none" and app.table.layout.display == "none"
+
+    # A gallery image uploaded: shown first as "same as query", left out of the ranking; the button names the file.
+    with open(dataset.image_files[source], "rb") as file:
+        _upload(app, "source.png", file.read())
+    assert app.upload.description == "uploaded: source.png" and app.source.value == "uploaded image"
+    result = app.result()
+    assert result.same_as_query == source and source not in result.found.ids and len(result.found.ids) == 4
+    app.search()
+    assert app.message.layout.display == "none" and app.grid.layout.display is None
+    assert "same as query" in app.table.value
+
+    # Any other photo: nothing set aside; an empty text is refused by message.
     buffer = io.BytesIO()
     Image.new("RGB", (90, 70), (200, 30, 30)).save(buffer, format="PNG")
-    app.upload.value = ({"name": "red.png", "type": "image/png", "size": len(buffer.getvalue()), "content": memoryview(buffer.getvalue()), "last_modified": datetime.now(timezone.utc)},)
-    assert isinstance(app.figure(), Figure)
+    _upload(app, "red.png", buffer.getvalue())
+    assert app.result().same_as_query is None
     app.text.value = ""
-    app.search()  # a bad input becomes a message in the output area
-    assert "type a modification text" in app.output.outputs[-1]["text"]
+    app.search()
+    assert "type a modification text" in app.message.value
+    # Choosing a test query again switches the source back.
+    app.query.value = 3
+    assert app.source.value == "test query"
+
+
+def test_loading_a_checkpoint_logs_no_random_initialisation(small_run, caplog):
+    checkpoint, _, _ = small_run
+    with caplog.at_level(logging.INFO):
+        load_model(checkpoint)
+    assert not [r for r in caplog.records if "random initialisation" in r.getMessage()]
+    with caplog.at_level(logging.INFO):
+        build_model("tirg", Vocabulary(["<UNK>", "a"]), 8)  # a new model does say so
+    assert [r for r in caplog.records if "random initialisation" in r.getMessage()]
+
+
+def test_notebook_logging_shows_warnings_or_with_verbose_info(capsys):
+    log = logging.getLogger("tirg.some_module")
+    try:
+        notebook_logging()
+        log.info("an info line")
+        log.warning("a warning")
+        notebook_logging(verbose=True)
+        log.info("a verbose line")
+    finally:
+        logging.basicConfig(level=logging.WARNING, force=True)
+    err = capsys.readouterr().err
+    assert "an info line" not in err and "WARNING tirg.some_module: a warning" in err and "INFO tirg.some_module: a verbose line" in err
+
+
+def test_training_estimate_extrapolates_the_timed_warm_up(monkeypatch):
+    # Warm-up steps of 5 s (start-up, not counted), 0.5 s, and 2.5 s for the step after the validation at 3.
+    step_seconds = {1: 5.0, 2: 0.5, 3: 0.5, 4: 2.5, 5: 0.5, 6: 0.5}
+    seen = {}
+
+    def fake_train(config, run_dir, writer, evaluate_test):
+        seen.update(config=config, evaluate_test=evaluate_test)
+        for step, seconds in step_seconds.items():
+            writer.add_scalar("train/total_loss", 1.0, step)
+            writer.add_scalar("train/iterations_per_second", 1 / seconds, step)
+
+    monkeypatch.setattr(interactive, "train", fake_train)
+    config = TrainConfig(num_iters=100, eval_every=10, val_fraction=0.1, device="cpu")
+    estimate = interactive.estimate_training(config, warmup_iters=6)
+    assert (seen["config"].num_iters, seen["config"].log_every, seen["config"].eval_every, seen["evaluate_test"]) == (6, 1, 3, False)
+    assert estimate.seconds_per_iteration == pytest.approx(0.5) and estimate.seconds_per_validation == pytest.approx(2.0)
+    assert estimate.validation_points == 10 and estimate.seconds == pytest.approx(100 * 0.5 + 10 * 2.0)
+    assert str(estimate).startswith("100 iterations on cpu: about 70 s")
+    without_validation = interactive.estimate_training(replace(config, val_fraction=0.0), warmup_iters=6)
+    assert seen["config"].eval_every == 0 and without_validation.validation_points == 0
+    with pytest.raises(ValueError, match="warmup_iters=3"):
+        interactive.estimate_training(config, warmup_iters=3)
 
 
 def test_missing_artefacts_name_the_command_that_creates_them(tmp_path):

@@ -14,6 +14,7 @@ import torch
 from tirg.errors import CheckpointError
 from tirg.fileio import atomic_write
 from tirg.models import ComposeModel, build_model, canonical_model_name
+from tirg.models.backbones import FROM_CHECKPOINT
 from tirg.text import Vocabulary
 
 FORMAT = "tirg-checkpoint"
@@ -119,7 +120,7 @@ def load_model(
     checkpoint = load_checkpoint(path)
     config = checkpoint["config"]
     model = build_model(
-        checkpoint["model_name"], Vocabulary(checkpoint["vocabulary"]), int(config["embed_dim"]),
+        checkpoint["model_name"], Vocabulary(checkpoint["vocabulary"]), int(config["embed_dim"]), FROM_CHECKPOINT,
         text_encoder=text_encoder or checkpoint.get("text_encoder", "lstm"),
         backbone=config.get("backbone", "resnet18"), image_size=config.get("image_size"),
         text_cache_dir=config.get("text_embedding_cache"),

@@ -1,7 +1,9 @@
 """Recall-versus-time comparison of exact search, LSH settings and FAISS peers on one feature set.
 
 R random samples of Q queries (without replacement, seeded) are searched by every
-method; each sample is searched by exact search first, whose top-k is the reference
+method; a split with fewer than Q queries is bootstrapped instead (each sample draws as many
+queries as the split holds, with replacement, as the course project drew), so the samples differ
+and their spread estimates the sampling error. each sample is searched by exact search first, whose top-k is the reference
 for the overlap of the others. Methods are interleaved within a sample so that
 load on a shared machine spreads over all of them. Randomised methods (LSH) are
 rebuilt for every sample with hyperplanes drawn from (seed, sample index), so the
@@ -71,7 +73,9 @@ def ks_up_to(k: int) -> tuple[int, ...]:
 class CompareConfig:
     """What to compare and how often.
 
-    n_repeats x n_queries: random query samples (without replacement, seeded by `seed`).
+    n_repeats x n_queries: random query samples (without replacement, seeded by `seed`);
+        bootstrap: draw with replacement instead (`compare_feature_cache` sets it, with n_queries
+        the split's size, when the split has fewer than n_queries queries).
     ks: recall cut-offs; the deepest is k for every method, capped at the gallery size
         (minus each query's excluded source) by `run_comparison`.
     lsh: LSH settings; each sample draws their hyperplanes from (seed, sample index), so
@@ -91,6 +95,7 @@ class CompareConfig:
     ivf_lists: int | None = None
     ivf_probes: tuple[int, ...] = (4, 16, 64)
     overlap_target: float = 0.95
+    bootstrap: bool = False
 
     def __post_init__(self) -> None:
         if self.n_repeats < 1 or self.n_queries < 1:
@@ -148,6 +153,7 @@ class Comparison:
     runs: pd.DataFrame  # one row per (method, sample)
     summary: pd.DataFrame  # one row per method: *_mean and *_std columns, build_s, bucket statistics
     ks: tuple[int, ...]  # the recall cut-offs measured (the config's, capped at the gallery)
+    sampling: str  # how the query samples were drawn, for a table's caption (`sampling_caption`)
 
 
 def repeat_seed(seed: int, repeat: int) -> int:
@@ -227,7 +233,8 @@ def run_comparison(
 
     searchers, build_seconds = _build_all([m for m in methods if not m.per_repeat], gallery, config.seed)
     rows = []
-    for repeat, sample in enumerate(draw_samples(len(queries), config.n_queries, config.n_repeats, config.seed)):
+    samples = draw_samples(len(queries), config.n_queries, config.n_repeats, config.seed, config.bootstrap)
+    for repeat, sample in enumerate(samples):
         sample_exclude = None if exclude is None else exclude[sample]
         reference = None  # exact search's top-k on this sample
         fresh, fresh_seconds = _build_all([m for m in methods if m.per_repeat], gallery, repeat_seed(config.seed, repeat))
@@ -258,7 +265,8 @@ def run_comparison(
             )
             logger.info("repeat %d %s: %.3f s, recall@%d %.3f", repeat, method.name, query_s, k, recalls[k])
     runs = pd.DataFrame(rows)
-    return Comparison(runs=runs, summary=summarize(runs), ks=ks)
+    sampling = sampling_caption(config.n_repeats, config.n_queries, len(queries), config.bootstrap)
+    return Comparison(runs=runs, summary=summarize(runs), ks=ks, sampling=sampling)
 
 
 def _build_all(methods: Sequence[Method], gallery: np.ndarray, seed: int) -> tuple[list[Searcher], list[float]]:
@@ -271,12 +279,32 @@ def _build_all(methods: Sequence[Method], gallery: np.ndarray, seed: int) -> tup
     return searchers, build_seconds
 
 
-def draw_samples(n_available: int, n_queries: int, n_repeats: int, seed: int) -> list[np.ndarray]:
-    """n_repeats sorted samples of n_queries distinct query rows each (the original drew with replacement)."""
-    if n_queries > n_available:
-        raise ValueError(f"n_queries={n_queries} is more than the {n_available} queries available")
+def draw_samples(n_available: int, n_queries: int, n_repeats: int, seed: int, bootstrap: bool = False) -> list[np.ndarray]:
+    """n_repeats sorted samples of n_queries query rows each: distinct rows, or with `bootstrap` drawn
+    with replacement (as the original drew), where a row may repeat."""
+    if n_queries > n_available and not bootstrap:
+        raise ValueError(f"n_queries={n_queries} is more than the {n_available} queries available (bootstrap=True draws with replacement)")
     rng = np.random.default_rng(seed)
-    return [np.sort(rng.choice(n_available, size=n_queries, replace=False)) for _ in range(n_repeats)]
+    return [np.sort(rng.choice(n_available, size=n_queries, replace=bootstrap)) for _ in range(n_repeats)]
+
+
+def sampling_caption(n_repeats: int, n_queries: int, n_available: int, bootstrap: bool) -> str:
+    """What a table's mean ± std is over, e.g. "mean ± std over 5 bootstrap samples of 808 queries (...)"."""
+    if n_repeats == 1:
+        how = "one sample"
+    else:
+        how = f"mean ± std over {n_repeats} {'bootstrap ' if bootstrap else ''}samples"
+    drawn = "drawn with replacement" if bootstrap else "distinct queries drawn"
+    return f"{how} of {n_queries:,} queries ({drawn} from the split's {n_available:,})"
+
+
+def bootstrap_config(config: CompareConfig, n_available: int) -> CompareConfig:
+    """The config for a split of `n_available` queries: with fewer queries than a sample holds, every sample
+    would be the whole split (no spread), so each sample is a bootstrap of the split instead. A sample
+    size equal to the split's is taken as asking for the whole split."""
+    if n_available >= config.n_queries:
+        return config
+    return replace(config, n_queries=n_available, bootstrap=True)
 
 
 def top_k_overlap(ids: np.ndarray, reference: np.ndarray) -> float:
@@ -366,11 +394,12 @@ def acceptance(summary: pd.DataFrame, overlap_target: float, k: int = 100) -> di
     return result
 
 
-def two_row_table(summary: pd.DataFrame, overlap_target: float, k: int = 100) -> str:
+def two_row_table(summary: pd.DataFrame, overlap_target: float, k: int = 100, caption: str | None = None) -> str:
     """The original's table (Recall@k and query time, mean +- std) for hashing and exact search.
 
     Hashing rows: the original protocol's setting (when compared) and the best project LSH
     setting (when compared). With one sample there is no spread, and only the mean is shown.
+    caption (e.g. Comparison.sampling) goes under the table.
     """
     hashing = [(f"Hashing, original protocol ({row['method'].removesuffix(' (original protocol)')})", row)
                for _, row in summary[summary["family"] == "lsh-original"].iterrows()]
@@ -383,6 +412,8 @@ def two_row_table(summary: pd.DataFrame, overlap_target: float, k: int = 100) ->
         recall = _mean_std(100 * row[f"recall@{k}_mean"], 100 * row[f"recall@{k}_std"], 2)
         seconds = _mean_std(row["query_s_mean"], row["query_s_std"], 3)
         lines.append(f"| {title} | {recall} | {seconds} |")
+    if caption:
+        lines += ["", f"{caption[0].upper()}{caption[1:]}."]
     return "\n".join(lines) + "\n"
 
 
@@ -411,7 +442,7 @@ def write_outputs(
     with atomic_directory(out_dir, COMPARISON_RESULTS, overwrite) as staging:
         comparison.summary.to_csv(staging / names[0], index=False)
         comparison.runs.to_csv(staging / names[1], index=False)
-        (staging / names[2]).write_text(two_row_table(comparison.summary, overlap_target, max(ks)))
+        (staging / names[2]).write_text(two_row_table(comparison.summary, overlap_target, max(ks), comparison.sampling))
         plot_recall_vs_time(comparison.summary, staging / names[3], k=max(ks))
         plot_recall_curves(comparison.summary, staging / names[4], ks, overlap_target)
         if (comparison.summary["family"] == "learned-hash").any():
@@ -496,14 +527,13 @@ def compare_feature_cache(
 ) -> Comparison:
     """`run_comparison` on a feature cache under its data set's protocol (source excluded or not, its recall@k).
 
+    A cache with fewer queries than `config.n_queries` is sampled by bootstrap (`bootstrap_config`).
+
     dataset: the cache's data set (`dataset_for_cache`); None rebuilds it from the manifest.
     extra_methods run after the config's own (e.g. learned_vs_random_methods).
     """
     dataset = dataset if dataset is not None else dataset_for_cache(cache)
-    n_queries = min(config.n_queries, len(cache.query_features))
-    if n_queries < config.n_queries:
-        logger.info("the cache has %d queries; sampling %d per repeat instead of %d", n_queries, n_queries, config.n_queries)
-        config = replace(config, n_queries=n_queries)
+    config = bootstrap_config(config, len(cache.query_features))
     exclude = np.asarray(cache.query_sources) if cache.exclude_source else None
     return run_comparison(
         np.asarray(cache.query_features), np.asarray(cache.gallery_features), exclude, None, None, config,

@@ -125,7 +125,7 @@ def compare_search_methods(cache: FeatureCache, results_dir: Path, images_dir: P
     for path in written:
         if path.suffix == ".png":
             atomic_write(images_dir / f"lsh_{path.name}", lambda f, png=path.read_bytes(): f.write(png))
-    table = two_row_table(comparison.summary, compare_config.overlap_target, max(compare_config.ks))
+    table = two_row_table(comparison.summary, compare_config.overlap_target, max(compare_config.ks), comparison.sampling)
     within = fastest_lsh_within_recall(comparison.summary, k=100, max_gap=0.01)
     exact = comparison.summary[comparison.summary["family"] == "exact"].iloc[0]
     closest = {

@@ -1,4 +1,7 @@
-"""Figures of the search comparison: recall@k versus query time (Pareto front marked) and recall@k curves."""
+"""Figures of the search comparison: recall@k versus query time (Pareto front marked) and recall@k curves.
+
+Within one comparison a method has the same colour and marker in every figure (`method_styles`).
+"""
 
 from __future__ import annotations
 
@@ -22,33 +25,69 @@ _FAMILY_STYLE = {
     "learned-hash": ("tab:red", "P"),
     "lsh-equal-bits": ("tab:cyan", "v"),
 }
+# Exact search keeps black; every other method gets its own colour and marker pair, so that a grader
+# can tell two LSH settings apart in every figure of one comparison.
+_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def method_styles(methods: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per method name, distinct for up to 100 methods; "exact" is a black star."""
+    styles = {}
+    others = [m for m in dict.fromkeys(methods) if m != "exact"]
+    for i, method in enumerate(others):
+        styles[method] = (_COLORS[i % len(_COLORS)], _MARKERS[(i + i // len(_COLORS)) % len(_MARKERS)])
+    if "exact" in methods:
+        styles["exact"] = ("black", "*")
+    return styles
+
+
+def recall_limits(values: Sequence[float]) -> tuple[float, float]:
+    """A y range around `values` (recall in [0, 1]) that shows their differences: 10% margins, at least 0.02 wide."""
+    low, high = float(min(values)), float(max(values))
+    pad = max(0.01, 0.1 * (high - low))
+    return max(0.0, low - pad), min(1.02, high + pad)
 
 
 def plot_recall_vs_time(summary: pd.DataFrame, path: Path, k: int = 100) -> Path:
-    """Scatter of recall@k (mean +- std) against query time, one colour per family, Pareto front as a line."""
+    """`recall_vs_time_figure` saved to `path`."""
+    recall_vs_time_figure(summary, k).savefig(path, dpi=120)
+    return path
+
+
+def recall_vs_time_figure(summary: pd.DataFrame, k: int = 100) -> Figure:
+    """Scatter of recall@k (mean +- std) against query time, one colour and marker per method (named in the
+    legend), the Pareto front ringed and joined (drawn whenever it has a point)."""
     quality = f"recall@{k}_mean"
-    fig = Figure(figsize=(8, 5.5))
+    styles = method_styles(summary["method"].tolist())
+    fig = Figure(figsize=(10, 5.5))
     ax = fig.subplots()
-    for family, rows in summary.groupby("family", sort=False):
-        color, marker = _FAMILY_STYLE.get(family, ("tab:purple", "x"))
+    for _, row in summary.iterrows():
+        color, marker = styles[row["method"]]
         ax.errorbar(
-            rows["query_s_mean"], rows[quality], xerr=rows["query_s_std"], yerr=rows[f"recall@{k}_std"],
-            fmt=marker, color=color, label=family, capsize=2,
-        )
+            [row["query_s_mean"]], [row[quality]], xerr=[_zero_if_nan(row["query_s_std"])],
+            yerr=[_zero_if_nan(row[f"recall@{k}_std"])], fmt=marker, color=color, label=row["method"], capsize=2,
+            markersize=12 if marker == "*" else 7,
+        )  # fmt: skip
     front = summary[pareto_front(summary, quality)].sort_values("query_s_mean")
-    ax.step(front["query_s_mean"], front[quality], where="post", color="red", alpha=0.6, label="Pareto front")
-    for _, row in front.iterrows():
-        ax.annotate(row["method"], (row["query_s_mean"], row[quality]), fontsize=7, xytext=(4, -8),
-                    textcoords="offset points")
+    ax.plot(
+        front["query_s_mean"], front[quality], drawstyle="steps-post", color="red", alpha=0.6, marker="o",
+        markersize=16, markerfacecolor="none", label="Pareto front (ringed)",
+    )  # fmt: skip
     ax.set_xscale("log")
+    ax.set_ylim(*recall_limits(summary[quality]))
     ax.set_xlabel("query time per sample (s, log scale)")
     ax.set_ylabel(f"task recall@{k}")
     ax.set_title(f"Recall@{k} versus query time")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return fig
+
+
+def _zero_if_nan(value: float) -> float:
+    """pandas gives NaN for the std of a single sample: no error bar."""
+    return 0.0 if value != value else float(value)
 
 
 def plot_recall_curves(summary: pd.DataFrame, path: Path, ks: Sequence[int], overlap_target: float) -> Path:
@@ -56,10 +95,11 @@ def plot_recall_curves(summary: pd.DataFrame, path: Path, ks: Sequence[int], ove
     k = max(ks)
     best = best_lsh(summary, f"overlap@{k}_mean", overlap_target)["method"] if (summary["family"] == "lsh").any() else None
     shown = summary[(summary["family"] != "lsh") | (summary["method"] == best)]
+    styles = method_styles(summary["method"].tolist())
     fig = Figure(figsize=(7, 5))
     ax = fig.subplots()
     for _, row in shown.iterrows():
-        color, marker = _FAMILY_STYLE.get(row["family"], ("tab:purple", "x"))
+        color, marker = styles[row["method"]]
         values = [row[f"recall@{kk}_mean"] for kk in ks]
         style = "--" if row["family"] == "lsh-original" else "-"
         ax.plot(list(ks), values, style, marker=marker, color=color, label=row["method"], alpha=0.8)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -18,6 +19,9 @@ from PIL import Image
 from tirg.compare import best_lsh
 from tirg.index import LSHConfig, LSHIndex
 from tirg.plots import HIT_COLOR, MISS_COLOR
+from tirg.plots_compare import method_styles
+
+SAME_COLOR = "tab:blue"  # the gallery's copy of an uploaded query image
 
 
 def figure_png(figure: Figure, dpi: int = 110) -> bytes:
@@ -76,27 +80,35 @@ def _std(value: float) -> float:
     return 0.0 if math.isnan(value) else float(value)
 
 
-def compare_result_figure(summary: pd.DataFrame, ks: Sequence[int], overlap_target: float) -> Figure:
-    """The course project's two-row table (best LSH vs exact: Recall@k and time) beside their recall@k curves."""
+def compare_result_figure(summary: pd.DataFrame, ks: Sequence[int], overlap_target: float, caption: str | None = None) -> Figure:
+    """The course project's table (hashing vs exact: Recall@k and time) beside their recall@k curves.
+
+    Hashing rows: the original protocol's setting (when compared) and the best project LSH setting.
+    caption: how the samples were drawn (Comparison.sampling), shown above the table.
+    """
     k = max(ks)
-    lsh = best_lsh(summary, f"overlap@{k}_mean", overlap_target)
-    exact = summary[summary["family"] == "exact"].iloc[0]
-    figure = Figure(figsize=(11, 3.4))
-    table_axes, curve_axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+    rows = [row for _, row in summary[summary["family"] == "lsh-original"].iterrows()]
+    if (summary["family"] == "lsh").any():
+        rows.append(best_lsh(summary, f"overlap@{k}_mean", overlap_target))
+    rows.append(summary[summary["family"] == "exact"].iloc[0])
+    styles = method_styles(summary["method"].tolist())
+    figure = Figure(figsize=(12, 3.8))
+    table_axes, curve_axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
     cells = [
         [f"{100 * row[f'recall@{k}_mean']:.2f} ± {100 * _std(row[f'recall@{k}_std']):.2f}", f"{row['query_s_mean']:.3f} ± {_std(row['query_s_std']):.3f}"]
-        for row in (lsh, exact)
+        for row in rows
     ]
-    table = table_axes.table(
-        cellText=cells, rowLabels=[f"Hashing\n({lsh['method']})", "No hashing\n(exact)"],
-        colLabels=[f"Recall (R@{k})", "Time (s)"], loc="center", cellLoc="center",
-    )  # fmt: skip
+    labels = [f"No hashing\n({row['method']})" if row["family"] == "exact" else f"Hashing\n({row['method']})" for row in rows]
+    table = table_axes.table(cellText=cells, rowLabels=labels, colLabels=[f"Recall (R@{k})", "Time (s)"], loc="center", cellLoc="center")
     table.scale(1, 2.6)
-    table.set_fontsize(10)
+    table.set_fontsize(9)
     table_axes.axis("off")
-    table_axes.set_title("Mean ± std over the query samples", fontsize=10)
-    for row, color in ((lsh, "tab:blue"), (exact, "black")):
-        curve_axes.plot(list(ks), [row[f"recall@{kk}_mean"] for kk in ks], "o-", color=color, label=row["method"])
+    title = caption[0].upper() + caption[1:] if caption else "Mean ± std over the query samples"
+    table_axes.set_title(textwrap.fill(title, 60), fontsize=9)
+    for row in rows:
+        color, marker = styles[row["method"]]
+        style = "--" if row["family"] == "exact" else "-"  # dashed: a hashing line that matches it stays visible
+        curve_axes.plot(list(ks), [row[f"recall@{kk}_mean"] for kk in ks], style, marker=marker, color=color, label=row["method"])
     curve_axes.set_xscale("log")
     curve_axes.set_xticks(list(ks), [str(kk) for kk in ks])
     curve_axes.set_xlabel("k")
@@ -141,12 +153,15 @@ def retrieval_grid_figure(
     hits: Sequence[bool] | None,
     columns: int = 4,
     target_image: Image.Image | None = None,
+    same_as_query: Image.Image | None = None,
 ) -> Figure:
     """Query (and ground truth, when known) in the top row, then the top-k in a grid, hits framed green.
 
     `hits` None: no ground truth (a custom query); results get plain frames.
+    `same_as_query`: the gallery's copy of the query image, shown first, marked, and not ranked.
     """
-    rows = 1 + math.ceil(len(results) / columns)
+    shown = [(same_as_query, "same as query", SAME_COLOR)] if same_as_query is not None else []
+    rows = 1 + math.ceil((len(results) + len(shown)) / columns)
     figure = Figure(figsize=(2.2 * columns, 2.3 * rows))
     axes = np.array(figure.subplots(rows, columns)).reshape(rows, columns)
     for cell in axes.flat:
@@ -160,7 +175,9 @@ def retrieval_grid_figure(
             title, color = f"#{rank + 1}", "black"
         else:
             title, color = (f"#{rank + 1} hit", HIT_COLOR) if hits[rank] else (f"#{rank + 1}", MISS_COLOR)
-        panels.append((axes[1 + rank // columns, rank % columns], image, title, color))
+        shown.append((image, title, color))
+    for position, (image, title, color) in enumerate(shown):
+        panels.append((axes[1 + position // columns, position % columns], image, title, color))
     for cell, image, title, color in panels:
         cell.axis("on")
         cell.imshow(image, interpolation="nearest")

@@ -165,6 +165,7 @@ class RetrievalResult:
     text: str
     found: Retrieved
     target: int | None = None  # the ground-truth gallery id, for a test query with its own text
+    same_as_query: int | None = None  # the gallery id of the query photo itself, shown first and left out of `found`
 
     def rows(self) -> list[dict]:
         """One dict per result, best first: rank, gallery id, image path, caption, score, hit (None when unknown)."""
@@ -190,6 +191,7 @@ class RetrievalResult:
             self.found.hits,
             columns,
             target_image=None if self.target is None else self.dataset.load_image(self.target),
+            same_as_query=None if self.same_as_query is None else self.dataset.load_image(self.same_as_query),
         )
 
 
@@ -235,11 +237,41 @@ def query_by_photo(
     k: int,
     device: str | torch.device = "cpu",
     path: str = "",
+    set_aside_copy: bool = False,
 ) -> RetrievalResult:
-    """Any image (at `path`, for the record) plus any text, composed by `model`; nothing is left out or marked."""
-    feature = compose_query(model, image, text, photo_transform(gallery.image_size, gallery.dataset), device)
-    ids, scores = search_gallery(gallery.features, feature, k)
-    return RetrievalResult(gallery.dataset, path, image, text, Retrieved(ids, scores, None))
+    """Any image (at `path`, for the record) plus any text, composed by `model`; nothing is marked.
+
+    set_aside_copy: a gallery image identical to the photo (`gallery_copy`) is left out of the top-k and
+    recorded as `same_as_query`, as a test query's source is (the widget app); otherwise nothing is left out.
+    """
+    transform = photo_transform(gallery.image_size, gallery.dataset)
+    copy = gallery_copy(model, gallery, image, transform, device) if set_aside_copy else None
+    feature = compose_query(model, image, text, transform, device)
+    ids, scores = search_gallery(gallery.features, feature, k, exclude=copy)
+    return RetrievalResult(gallery.dataset, path, image, text, Retrieved(ids, scores, None), same_as_query=copy)
+
+
+@torch.inference_mode()
+def gallery_copy(
+    model: ComposeModel, gallery: Gallery, image: Image.Image, transform: ImageTransform, device: str | torch.device = "cpu"
+) -> int | None:
+    """The id of a gallery image with the same pixels as `image`, or None.
+
+    Candidates are the few gallery items whose image feature is nearly the photo's (one forward pass and
+    one product with the gallery, where comparing pixels with every gallery image would read them all);
+    the pixels then decide.
+    """
+    model.eval()
+    feature = model.extract_img_feature(transform(image.convert("RGB")).unsqueeze(0).to(device)).cpu().numpy()
+    scores, ids = exact_search(l2_normalize(feature.astype(np.float32)), np.asarray(gallery.features), min(5, len(gallery.features)))
+    pixels = np.asarray(image.convert("RGB"))
+    for score, index in zip(scores[0], ids[0]):
+        if score < 0.999:
+            break
+        candidate = np.asarray(gallery.dataset.load_image(int(index)))
+        if candidate.shape == pixels.shape and np.array_equal(candidate, pixels):
+            return int(index)
+    return None
 
 
 def cache_query_figure(cache: FeatureCache, dataset: RetrievalDataset, index: int, k: int = 16, columns: int = 4) -> Figure:

