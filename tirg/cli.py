@@ -35,12 +35,14 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
             kind = int
         if field.name == "backbone_lr_factor":
             kind = float
+        # A switch alone means True (`--freeze_backbone`); ComposeAE's spelling `--use_complete_text_query True` works too.
+        switch = {"nargs": "?", "const": True} if isinstance(default, bool) else {}
         if isinstance(default, bool):
             kind = parse_bool
         names = [f"--{field.name}"]
         if "_" in field.name:
             names.append(f"--{field.name.replace('_', '-')}")
-        parser.add_argument(*names, dest=field.name, type=kind, default=argparse.SUPPRESS, help=f"default: {default}")
+        parser.add_argument(*names, dest=field.name, type=kind, default=argparse.SUPPRESS, help=f"default: {default}", **switch)
     parser.add_argument(
         "--resume",
         help="checkpoint or run folder to continue exactly where it stopped, under its saved settings"

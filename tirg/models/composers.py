@@ -68,6 +68,10 @@ class ComposeModel(nn.Module):
             self.text_model.prepare(texts)
 
     def extract_img_feature(self, images: torch.Tensor) -> torch.Tensor:
+        """Embeddings [B, embed_dim] of images [B, 3, H, W], or of the backbone's pooled features [B, D]
+        (a frozen backbone's cache, see tirg.frozen_backbone), of which only the final projection `fc` is left to run."""
+        if images.dim() == 2:
+            return self.img_model.fc(images)
         return self.img_model(images)
 
     def extract_text_feature(self, texts: Sequence[str]) -> torch.Tensor:
