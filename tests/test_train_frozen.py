@@ -14,8 +14,9 @@ from tirg.checkpoint import load_checkpoint, load_model
 from tirg.cli import main
 from tirg.data import PairView, image_transform, load_dataset
 from tirg.errors import CacheError
+from tirg.features import compute_and_save, load_feature_cache
 from tirg.frozen_backbone import CACHE_FOLDER, FeaturePairView
-from tirg.models.image import backbone_features
+from tirg.models.image import TimmEncoder, backbone_features, preprocessing_record
 from tirg.runtime import seed_everything
 from tirg.train import TrainConfig, train
 
@@ -93,3 +94,29 @@ def test_cli_frozen_run_reports_what_eval_gives_and_a_stale_cache_is_refused(tin
         train(frozen_config(tiny_css, seed=1, image_size=32, feature_cache=str(cache)), run_dir=tmp_path / "direct", evaluate_test=False)
     with pytest.raises(ValueError, match="--freeze_backbone caches pooled backbone features; --model tirg_lastconv"):
         frozen_config(tiny_css, model="tirg_lastconv")
+
+
+def test_checkpoint_and_feature_cache_record_the_preprocessing_and_a_cache_without_it_is_refused(start: Path, tmp_path: Path) -> None:
+    checkpoint = start / "latest_checkpoint.pth"
+    recorded = load_checkpoint(checkpoint)["preprocessing"]
+    imagenet = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    assert recorded == {
+        "image_size": 32, "interpolation": "bilinear", "crop": "centre", **imagenet,
+        "backbone": {"image_size": 224, **imagenet, "interpolation": "bilinear", "crop_pct": 0.875},  # torchvision's ResNet-18 recipe
+    }  # fmt: skip
+    cache = compute_and_save(checkpoint, tmp_path / "cache")
+    assert load_feature_cache(cache, checkpoint=checkpoint).manifest["preprocessing"] == recorded
+    manifest = json.loads((cache / "manifest.json").read_text())
+    del manifest["preprocessing"]["backbone"]  # as a cache written before backbones' preprocessing was recorded
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    load_feature_cache(cache)  # without a checkpoint to compare with, it still loads
+    with pytest.raises(CacheError, match=r"computed with preprocessing .* but .* was trained with .*recompute it with `python compute_and_save.py"):
+        load_feature_cache(cache, checkpoint=checkpoint)
+
+
+def test_a_timm_backbone_records_its_own_data_config() -> None:
+    pytest.importorskip("timm")
+    record = preprocessing_record(TimmEncoder("tf_efficientnet_lite0", 8), 64)
+    # timm's pretrained config of tf_efficientnet_lite0: TensorFlow's statistics, bicubic, crop 0.875 of 256.
+    assert record["backbone"] == {"image_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic", "crop_pct": 0.875}
+    assert record["image_size"] == 64 and record["mean"] == [0.485, 0.456, 0.406]

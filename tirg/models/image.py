@@ -184,13 +184,15 @@ def encoder_preprocessing(encoder: nn.Module) -> Preprocessing:
 def preprocessing_record(encoder: nn.Module, image_size: int | None) -> dict[str, Any]:
     """What images go through before `encoder`, for checkpoints and cache manifests.
 
-    `input`: tirg.data.image_transform at `image_size` (None: the stored size), which resizes the
+    Top level: tirg.data.image_transform at `image_size` (None: the stored size), which resizes the
     shorter side (bilinear), centre-crops and normalises with ImageNet's statistics; a timm body
     trained with other statistics gets its own inside TimmEncoder. `backbone`: what the body's
     weights were trained with (timm's data config, or torchvision's recipe for its models).
     """
-    image_input = {"image_size": image_size, "interpolation": "bilinear", "crop": "centre", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
-    return {"input": image_input, "backbone": encoder_preprocessing(encoder).as_dict()}
+    return {
+        "image_size": image_size, "interpolation": "bilinear", "crop": "centre", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "backbone": encoder_preprocessing(encoder).as_dict(),
+    }  # fmt: skip
 
 
 def build_image_encoder(
