@@ -33,8 +33,9 @@ def test_bird_captions_mine_real_one_word_queries(birds: Path) -> None:
     assert all(len(set(s.split()) ^ set(t.split())) == 2 for s, t, _ in queries)  # exactly one word differs
 
 
-@pytest.mark.parametrize("model", ["tirg", "concat"])
-def test_pretrained_backbone_through_check_train_eval_cache_and_lsh(birds: Path, model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+# tirg with the backbone frozen (its features cached once), concat fine-tuned end to end.
+@pytest.mark.parametrize(("model", "freeze"), [("tirg", True), ("concat", False)])
+def test_pretrained_backbone_through_check_train_eval_cache_and_lsh(birds: Path, model: str, freeze: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if not offline_imagenet_available():
         pytest.skip("the 'pretrained' extra is not installed")
     assert main(["data", "check", "--dataset", "fashion200k", "--dataset_path", str(birds)]) == 0
@@ -42,11 +43,12 @@ def test_pretrained_backbone_through_check_train_eval_cache_and_lsh(birds: Path,
     arguments = [
         "train", "--dataset", "fashion200k", "--dataset_path", str(birds), "--model", model, "--num_iters", "2", "--batch_size", "4",
         "--embed_dim", "16", "--image_size", "64", "--backbone", "efficientnet_lite0", "--backbone_weights", "imagenet",
-        "--log_dir", str(tmp_path), "--device", "cpu",
+        "--log_dir", str(tmp_path), "--device", "cpu", *(["--freeze_backbone"] if freeze else []),
     ]  # fmt: skip
     assert main(arguments) == 0
     result = json.loads(capsys.readouterr().out)
     checkpoint = Path(result["run_dir"]) / "latest_checkpoint.pth"
+    assert (Path(result["run_dir"]) / "backbone_features" / "train" / "manifest.json").is_file() == freeze
     assert main(["eval", "--checkpoint", str(checkpoint), "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)["R@1"] == pytest.approx(result["R@1"])
     if model != "tirg":

@@ -11,10 +11,12 @@ from typing import Any
 
 import torch
 
+from tirg.data import default_image_size
 from tirg.errors import CheckpointError
 from tirg.fileio import atomic_write
 from tirg.models import ComposeModel, build_model, canonical_model_name
 from tirg.models.backbones import FROM_CHECKPOINT
+from tirg.models.image import preprocessing_record
 from tirg.text import Vocabulary
 
 FORMAT = "tirg-checkpoint"
@@ -47,12 +49,19 @@ def make_checkpoint(
         # What rebuilds the text side: 'lstm', 'minilm' or a model folder, and the feature size it gives.
         "text_encoder": model.text_encoder_name,
         "text_embed_dim": model.text_embed_dim,
+        # Input size, interpolation, crop and statistics of the images, and what the backbone's weights expect.
+        "preprocessing": preprocessing_record(model.img_model, trained_image_size(config)),
         "metrics": metrics or {},
         "early_stopping": early_stopping or {},  # best validation loss so far and the points since
         # Dropout draws from torch's global generators; resuming restores them (see restore_rng_state).
         "torch_rng_state": torch.get_rng_state(),
         "cuda_rng_states": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+
+
+def trained_image_size(config: dict[str, Any]) -> int | None:
+    """The image size a run's config trained at: its --image_size, else its data set's default (None: stored size)."""
+    return config["image_size"] if config.get("image_size") is not None else default_image_size(config.get("dataset", "css"))
 
 
 def restore_rng_state(checkpoint: dict[str, Any]) -> None:

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tirg.checkpoint import load_model
-from tirg.data import IMAGENET_MEAN, IMAGENET_STD, RetrievalDataset, image_transform, load_dataset
+from tirg.checkpoint import load_checkpoint, load_model
+from tirg.data import RetrievalDataset, image_transform, load_dataset
 from tirg.data.complete_text import complete_text_queries
 from tirg.errors import CacheError
 from tirg.evaluate import compute_image_features, l2_normalize, query_features_for
 from tirg.fileio import OutputKind, atomic_directory, check_output_dir
+from tirg.models.image import preprocessing_record
 from tirg.train import TrainConfig, with_query_texts
 
 FORMAT = "tirg-feature-cache"
@@ -147,7 +148,7 @@ def compute_and_save(
         "split": split,
         "text": {"use_complete_text_query": config.use_complete_text_query, "text_encoder": config.text_encoder},
         "protocol": retrieval_protocol(dataset),
-        "preprocessing": {"image_size": image_size, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "preprocessing": preprocessing_record(model.img_model, image_size),
         "normalized": True,
         "dim": int(images.shape[1]),
         "num_queries": len(dataset.queries),
@@ -211,6 +212,8 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
     for key, value in wanted.items():
         if manifest.get(key) != value:
             raise CacheError(f"{path}: cache has {key}={manifest.get(key)!r}, expected {value!r}; recompute it")
+    if checkpoint is not None:
+        check_preprocessing(manifest, path, checkpoint)
     arrays = {}
     for name, dtype in ARRAYS.items():
         file = path / f"{name}.npy"
@@ -235,6 +238,17 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
     if len(queries) != manifest["num_queries"] or len(gallery) != manifest["num_gallery"]:
         raise CacheError(f"{path}: queries.csv/gallery.csv have {len(queries)}/{len(gallery)} rows, the manifest says {manifest['num_queries']}/{manifest['num_gallery']}")
     return FeatureCache(path, manifest, queries=queries, gallery=gallery, **arrays)
+
+
+def check_preprocessing(manifest: dict[str, Any], path: Path, checkpoint: str | Path) -> None:
+    """Refuse a cache whose images were preprocessed otherwise than `checkpoint` records (a cache from
+    before backbones' preprocessing was recorded, or from another size, interpolation or statistics)."""
+    recorded = load_checkpoint(checkpoint).get("preprocessing")
+    if recorded is not None and manifest.get("preprocessing") != recorded:
+        raise CacheError(
+            f"{path}: computed with preprocessing {manifest.get('preprocessing')!r}, but {checkpoint} was trained with {recorded!r}; "
+            f"recompute it with `python compute_and_save.py --checkpoint {checkpoint} --out {path} --overwrite`"
+        )
 
 
 def check_same_checkpoint(cache: FeatureCache, other: FeatureCache, what: str = "the other cache") -> None:

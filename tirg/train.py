@@ -42,6 +42,7 @@ from tirg.early_stopping import BEST_CHECKPOINT_NAME, EarlyStopping, ItemView, h
 from tirg.errors import CheckpointError
 from tirg.evaluate import evaluate
 from tirg.fileio import remove_stale_temporaries
+from tirg.frozen_backbone import make_training_inputs
 from tirg.losses import BASE_LOSS, LOSSES, weighted_loss
 from tirg.models import MODELS, ComposeModel, build_model, canonical_model_name
 from tirg.runs import new_run_dir as _new_run_dir
@@ -138,9 +139,15 @@ class TrainConfig:
     # The training split's images decoded once and kept in memory as uint8 (per process; small data
     # sets such as CSS), so PNG decoding does not starve the GPU; transforms still run every step.
     cache_images: bool = False
+    # CLIP4Cir's recipe: backbone features computed once (evaluation transform) into a cache, only the
+    # heads train (image fc, composer, text encoder); see tirg.frozen_backbone.
+    freeze_backbone: bool = False
+    feature_cache: str | None = None  # folder of the frozen backbone's features; None: <run folder>/backbone_features
 
     def __post_init__(self) -> None:
         check_config(self, TRAIN_RULES)
+        if self.freeze_backbone and not MODELS[canonical_model_name(self.model)].composes_pooled_features:
+            raise ValueError(f"--freeze_backbone caches pooled backbone features; --model {self.model} composes on the convolutional map")
 
     def dataset_options(self) -> dict[str, Any]:
         """The loader options these settings give `load_dataset` for `dataset`."""
@@ -329,6 +336,8 @@ def train(
     device = resolve_device(config.device)
     distributed.check_batch_size(config.batch_size)
     check_amp(config.amp, device)
+    if config.freeze_backbone and distributed.world_size() > 1:
+        raise ValueError("--freeze_backbone trains the heads on features cached once; run it in one process, without torchrun")
     main = distributed.is_main()
     if not main:
         writer, progress, on_point = None, False, None
@@ -354,7 +363,6 @@ def train(
     transform = image_transform(config.resolved_image_size())
     pairs = PairView(trainset, transform, config.seed, DecodedImages(trainset) if config.cache_images else None)
     split = hold_out(pairs.sources, config.val_fraction, config.seed, f"{trainset.name} at {trainset.root}") if config.val_fraction > 0 else None
-    training = ItemView(pairs, split.training if split else range(len(pairs)))
     if split:
         logger.info("%d training items, %d held out for validation", len(split.training), len(split.validation))
     vocabulary, initial = _initial_vocabulary_and_weights(config, state, trainset)
@@ -366,6 +374,9 @@ def train(
         check_text_encoder(initial, resume_file if resume is not None else config.pretrained_model, model)
         model.load_state_dict(initial["model"])
     model.prepare_texts(trainset.texts())
+    # The frozen features are computed before BatchNorm becomes global: extraction runs in eval mode on one process.
+    pairs = make_training_inputs(config, model, pairs, run_dir, device)
+    training = ItemView(pairs, split.training if split else range(len(pairs)))
     model = distributed.global_batch_layers(model, device)
     if config.channels_last:
         model.img_model.to(memory_format=torch.channels_last)

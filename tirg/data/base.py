@@ -151,10 +151,13 @@ class PairView(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.sources)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, str, torch.Tensor]:
+    def pair(self, key: int | tuple[int, int]) -> Pair:
+        """The training pair drawn for `key`: the same for the same (item, iteration) in any process."""
         item, iteration = key if isinstance(key, tuple) else (key, 0)
-        rng = np.random.default_rng([self.seed, iteration, self.sources[item]])
-        pair = self.dataset.training_pair(item, rng)
+        return self.dataset.training_pair(item, np.random.default_rng([self.seed, iteration, self.sources[item]]))
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, str, torch.Tensor]:
+        pair = self.pair(key)
         return self.transform(self.load_image(pair.source)), pair.text, self.transform(self.load_image(pair.target))
 
 

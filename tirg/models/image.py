@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,8 @@ from tirg.models.backbones import FROM_CHECKPOINT, IMAGENET, BackboneError, Prep
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_PREPROCESSING = Preprocessing(224, IMAGENET_MEAN, IMAGENET_STD)
+# torchvision's ImageNet recipe (ResNet18_Weights.IMAGENET1K_V1.transforms()): resize 256 bilinear, crop 224.
+IMAGENET_PREPROCESSING = Preprocessing(224, IMAGENET_MEAN, IMAGENET_STD, "bilinear", 224 / 256)
 
 
 def _torchvision_imagenet(build, weights_name: str, what: str) -> nn.Module:
@@ -176,8 +178,22 @@ def backbone_features(encoder: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def encoder_preprocessing(encoder: nn.Module) -> Preprocessing:
-    """The input size, mean and std the encoder's body was built for (ImageNet's for torchvision's)."""
+    """The input size, mean, std and interpolation the encoder's body was built for (torchvision's ImageNet recipe for torchvision's)."""
     return getattr(encoder, "preprocessing", IMAGENET_PREPROCESSING)
+
+
+def preprocessing_record(encoder: nn.Module, image_size: int | None) -> dict[str, Any]:
+    """What images go through before `encoder`, for checkpoints and cache manifests.
+
+    Top level: tirg.data.image_transform at `image_size` (None: the stored size), which resizes the
+    shorter side (bilinear), centre-crops and normalises with ImageNet's statistics; a timm body
+    trained with other statistics gets its own inside TimmEncoder. `backbone`: what the body's
+    weights were trained with (timm's data config, or torchvision's recipe for its models).
+    """
+    return {
+        "image_size": image_size, "interpolation": "bilinear", "crop": "centre", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+        "backbone": encoder_preprocessing(encoder).as_dict(),
+    }  # fmt: skip
 
 
 def build_image_encoder(
