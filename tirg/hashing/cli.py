@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tirg.hashing.train import OPTIMIZERS, HashTrainConfig
+from tirg.hashing.train import LR_SCHEDULES, OPTIMIZERS, HashTrainConfig
 from tirg.runs import new_run_dir, removed_unless_checkpointed
 
 DEFAULT_LOG_DIR = Path("runs") / "hash"
@@ -32,7 +32,10 @@ def add_hash_parser(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--classes_per_batch", type=int, default=_DEFAULTS.classes_per_batch, help="classes per batch (the original's numBatchCategory)")
     train.add_argument("--num_epochs", type=int, default=_DEFAULTS.num_epochs)
     train.add_argument("--optimizer_name", choices=OPTIMIZERS, default=_DEFAULTS.optimizer_name)
-    train.add_argument("--step_lr", type=int, default=_DEFAULTS.step_lr, help="lr x 0.1 every this many epochs")
+    train.add_argument("--step_lr", type=int, default=_DEFAULTS.step_lr, help="lr x 0.1 every this many epochs (--lr_schedule step)")
+    train.add_argument("--lr_schedule", choices=LR_SCHEDULES, default=_DEFAULTS.lr_schedule, help="step (the original's) or cosine (annealed to 0 over --num_epochs)")
+    train.add_argument("--hidden_dim", type=int, default=_DEFAULTS.hidden_dim, help="hash head Linear-ReLU-Linear with this hidden width (0: the original's Linear)")
+    train.add_argument("--dropout", type=float, default=_DEFAULTS.dropout, help="dropout before each Linear of the hash head (0: none)")
     train.add_argument("--quantization_weight", type=float, default=_DEFAULTS.quantization_weight)
     train.add_argument("--image_size", type=int, default=_DEFAULTS.image_size)
     train.add_argument("--batches_per_epoch", type=int, default=None, help="default: training images // batch size")
