@@ -64,8 +64,11 @@ def run_hash(args: argparse.Namespace) -> int:
     from tirg.hashing.train import evaluate_model, load_hash_model, train_hashing
 
     if args.hash_command == "train":
+        from tirg.runtime import seed_everything
+
         names = [n for n in HashTrainConfig.__dataclass_fields__ if hasattr(args, n)]
         config = HashTrainConfig(**{n: getattr(args, n) for n in names})
+        seed_everything(config.seed)  # the hash head's dropout draws from torch's global generator, as tirg train's does
         if args.out:
             run_dir = Path(args.out)
             result = train_hashing(config, run_dir, progress=True, overwrite=args.overwrite)
