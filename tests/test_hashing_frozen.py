@@ -11,12 +11,12 @@ import torch
 
 from hashing_fixtures import write_cub
 from tirg.cli import main
-from tirg.errors import CacheError
+from tirg.errors import CacheError, ConfigError
 from tirg.hashing.data import ImageLabelDataset, eval_transform, load_cub
 from tirg.hashing.frozen import freeze_backbone, frozen_identity, split_features
 from tirg.hashing.loss import triplet_hashing_loss
-from tirg.hashing.model import HashNet
-from tirg.hashing.train import HashTrainConfig, build_optimizer
+from tirg.hashing.model import HashNet, hash_layer
+from tirg.hashing.train import HashTrainConfig, build_optimizer, build_scheduler
 
 SIZE = 32
 
@@ -91,11 +91,41 @@ def test_cli_frozen_run_then_eval_of_its_checkpoint(cub: Path, tmp_path: Path, c
     run, cache = tmp_path / "run", tmp_path / "features"
     argv = ["hash", "train", "--dataset_name", "CUB", "--dataset_path", str(cub), "--binary_bits", "16", "--batchSize", "8",
             "--classes_per_batch", "2", "--num_epochs", "3", "--optimizer_name", "Adam", "--lr", "0.01", "--image_size", str(SIZE),
-            "--eval_every", "3", "--freeze_backbone", "--feature_cache", str(cache), "--out", str(run)]  # fmt: skip
+            "--eval_every", "3", "--hidden_dim", "8", "--dropout", "0.2", "--lr_schedule", "cosine", "--freeze_backbone", "--feature_cache", str(cache), "--out", str(run)]  # fmt: skip
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert sorted(p.name for p in cache.iterdir()) == ["test", "train"]
-    # The checkpoint's full network on images gives the codes the run computed from cached features.
+    # The checkpoint's full network (its hidden head rebuilt from the config) on images gives the codes
+    # the run computed from cached features.
     assert main(["hash", "eval", "--checkpoint", str(run / "checkpoint.pth")]) == 0
     assert json.loads(capsys.readouterr().out)["map_all"] == pytest.approx(report["final"]["map_all"])
     assert np.isfinite(report["final"]["map_all"])
+
+
+def test_hidden_hash_head_by_hand() -> None:
+    assert isinstance(hash_layer(3, 2), torch.nn.Linear)  # the original's head, under its state-dict names
+    head = hash_layer(2, 1, hidden_dim=2, dropout=0.5)
+    assert [type(m).__name__ for m in head] == ["Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+    with torch.no_grad():
+        head[1].weight.copy_(torch.tensor([[1.0, -1.0], [2.0, 0.0]]))
+        head[1].bias.copy_(torch.tensor([0.0, -1.0]))
+        head[4].weight.copy_(torch.tensor([[1.0, 1.0]]))
+        head[4].bias.copy_(torch.tensor([0.5]))
+    head.eval()  # dropout off
+    x = torch.tensor([[3.0, 1.0], [-1.0, 2.0]])
+    # [3, 1]: hidden [2, 5] -> 2 + 5 + 0.5; [-1, 2]: hidden [-3, -3] -> ReLU 0 -> 0.5
+    assert head(x).flatten().tolist() == [7.5, 0.5]
+
+
+def test_cosine_schedule_and_dropout_range() -> None:
+    config = HashTrainConfig(num_epochs=4, lr=0.02, lr_schedule="cosine")
+    optimizer = build_optimizer(torch.nn.Linear(2, 2), config)
+    scheduler = build_scheduler(optimizer, config)
+    lrs = []
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.02 * (1 + np.cos(np.pi * k / 4)) / 2 for k in (1, 2, 3, 4)])  # 0.01 after 2 epochs, 0 at the end
+    with pytest.raises(ConfigError, match="--dropout"):
+        HashTrainConfig(dropout=1.0)

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from tirg.flags import add_config_flags
-from tirg.hashing.train import OPTIMIZERS, HashTrainConfig
+from tirg.hashing.train import LR_SCHEDULES, OPTIMIZERS, HashTrainConfig
 from tirg.runs import new_run_dir, removed_unless_checkpointed
 
 DEFAULT_LOG_DIR = Path("runs") / "hash"
@@ -17,7 +17,10 @@ FLAG_HELP = {
     "dataset_path": "CUB_200_2011 folder, or the folder with Images/ and *_list.mat (the original's --datapath_CUB / --datapath_dog)",
     "margin": "None: bits / 4 + 4 (8 for 16 bits, 20 for 64)",
     "classes_per_batch": "classes per batch (the original's numBatchCategory)",
-    "step_lr": "lr x 0.1 every this many epochs",
+    "step_lr": "lr x 0.1 every this many epochs (--lr_schedule step)",
+    "lr_schedule": "step (the original's) or cosine (annealed to 0 over --num_epochs)",
+    "hidden_dim": "hash head Linear-ReLU-Linear with this hidden width (0: the original's Linear)",
+    "dropout": "dropout before each Linear of the hash head (0: none)",
     "batches_per_epoch": "None: training images // batch size",
     "eval_every": "epochs between evaluations",
     "backbone": "resnet18 (the original's), efficientnet_lite0, vit_b_16 or any timm model name",
@@ -37,7 +40,7 @@ def add_hash_parser(commands: argparse._SubParsersAction) -> None:
         train,
         HashTrainConfig,
         aliases={"dataset_path": ("--datapath_CUB", "--datapath_dog"), "batch_size": ("--batchSize",)},
-        choices={"dataset_name": ("CUB", "Stanford_Dogs"), "optimizer_name": OPTIMIZERS},
+        choices={"dataset_name": ("CUB", "Stanford_Dogs"), "optimizer_name": OPTIMIZERS, "lr_schedule": LR_SCHEDULES},
         help_text=FLAG_HELP,
         hyphen_aliases=False,  # main.py routes a seed's line by its flags; hyphen spellings are `tirg train`'s alone
     )
@@ -59,10 +62,14 @@ def run_hash(args: argparse.Namespace) -> int:
     from tirg.hashing.train import evaluate_model, load_hash_model, train_hashing
 
     if args.hash_command == "train":
+        from tirg.runtime import seed_everything
+
         # Flags not given are absent from args, so the config's own defaults apply.
         names = [n for n in HashTrainConfig.__dataclass_fields__ if hasattr(args, n)]
         config = HashTrainConfig(**{n: getattr(args, n) for n in names})
         # Under torchrun every process runs this; rank 0 alone creates the run folder and writes in it.
+        # The hash head's dropout draws from torch's global generator, as tirg train's does.
+        seed_everything(config.seed)
         distributed.init_from_environment(config.device)
         try:
             main = distributed.is_main()

@@ -1,7 +1,7 @@
 """Deep hashing with a frozen backbone: features computed once into a cache, only the hash head trained.
 
 Every image's pooled backbone feature under the evaluation transform is computed once (see
-tirg.backbone_cache) and the hash head (Linear + tanh) trains on those rows with the same
+tirg.backbone_cache) and the hash head (net.fc, then tanh) trains on those rows with the same
 class-balanced batches and triplet loss as end-to-end training. Evaluation encodes the cached
 features with the head, which equals the full network on the evaluation transform's images.
 """

@@ -1,4 +1,4 @@
-"""Hashing network: an image backbone (ResNet-18 by default), Linear(features, bits) and tanh: relaxed codes in (-1, 1)."""
+"""Hashing network: an image backbone (ResNet-18 by default), a hash layer (Linear, or a small MLP) and tanh: relaxed codes in (-1, 1)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,39 @@ from tirg.models.backbones import Preprocessing
 from tirg.models.image import backbone_features, build_image_encoder, encoder_preprocessing
 
 
+def hash_layer(in_features: int, bits: int, hidden_dim: int = 0, dropout: float = 0.0) -> nn.Module:
+    """The hash head before tanh: the original's Linear(in_features, bits) when hidden_dim and dropout are 0,
+    else Dropout, Linear(in_features, hidden_dim), ReLU, Dropout, Linear(hidden_dim, bits) (without the
+    hidden layer: Dropout, Linear): the fc-relu-fc head that DNNH/DPSH-style hashing puts on frozen CNN features.
+    """
+    if not hidden_dim and not dropout:
+        return nn.Linear(in_features, bits)  # the original's head, under the original's state-dict names
+    widths = [in_features, hidden_dim, bits] if hidden_dim else [in_features, bits]
+    layers: list[nn.Module] = []
+    for i, (width_in, width_out) in enumerate(zip(widths, widths[1:])):
+        layers += [nn.ReLU()] if i else []
+        layers += [nn.Dropout(dropout), nn.Linear(width_in, width_out)]
+    return nn.Sequential(*layers)
+
+
 class HashNet(nn.Module):
-    """The original's HashModel: a backbone whose fc is Linear(features, bits), then tanh.
+    """The original's HashModel: a backbone whose fc is the hash layer (by default Linear(features, bits)), then tanh.
 
     `backbone`: 'resnet18' (the original's), 'vit_b_16' or a timm model name. `weights_path`:
     a state dict path, 'imagenet' (the original used ImageNet weights) or None (random init).
-    The hash head is `net.fc`; `head(backbone_features(x))` equals `forward(x)`, which lets a
-    frozen backbone's features be computed once and only the head be trained.
+    `hidden_dim`, `dropout`: see hash_layer. The hash head is `net.fc`; `head(backbone_features(x))`
+    equals `forward(x)`, which lets a frozen backbone's features be computed once and only the head be trained.
     """
 
-    def __init__(self, bits: int, weights_path: str | Path | None = None, backbone: str = "resnet18") -> None:
+    def __init__(self, bits: int, weights_path: str | Path | None = None, backbone: str = "resnet18", hidden_dim: int = 0, dropout: float = 0.0) -> None:
         super().__init__()
         if bits < 1:
             raise ValueError(f"bits={bits} must be >= 1 (--binary_bits)")
         self.bits = bits
         self.backbone = backbone
         self.net = build_image_encoder(backbone, embed_dim=bits, weights_path=weights_path)
+        if hidden_dim or dropout:
+            self.net.fc = hash_layer(self.net.fc.in_features, bits, hidden_dim, dropout)
 
     @property
     def preprocessing(self) -> Preprocessing:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,7 @@ FORMAT = "tirg-hash-checkpoint"
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pth", "result.json", "backbone_features")
 HASH_RUN = marked_kind("hashing run", "tirg-hash-run", RUN_FILES)
 OPTIMIZERS = ("SGD", "Adam")
+LR_SCHEDULES = ("step", "cosine")
 
 
 # What each setting must be, beyond its annotated type; checked whenever a HashTrainConfig is built.
@@ -56,6 +58,9 @@ HASH_TRAIN_RULES: dict[str, Rule] = {
     "momentum": at_least(0),
     "weight_decay": at_least(0),
     "step_lr": at_least(1),
+    "lr_schedule": one_of(LR_SCHEDULES),
+    "hidden_dim": at_least(0),
+    "dropout": ((lambda value: math.isfinite(value) and 0 <= value < 1), "a number in [0, 1)"),
     "quantization_weight": at_least(0),
     "image_size": at_least(1),
     "batches_per_epoch": at_least(1),
@@ -73,8 +78,11 @@ class HashTrainConfig:
     """Settings of one hashing run; names follow the original's flags where it had them.
 
     margin None means default_margin(binary_bits). batch_size must be a multiple of
-    classes_per_batch (the original: 80 = 10 classes x 8 images). step_lr: lr x 0.1
-    every step_lr epochs. eval_every: evaluate every that many epochs and after the last.
+    classes_per_batch (the original: 80 = 10 classes x 8 images). lr_schedule 'step' (the
+    original's): lr x 0.1 every step_lr epochs; 'cosine': lr annealed to 0 over num_epochs
+    (step_lr unused). eval_every: evaluate every that many epochs and after the last.
+    hidden_dim, dropout: the hash head (tirg.hashing.model.hash_layer); 0 and 0 give the
+    original's Linear head.
     """
 
     dataset_name: str = "CUB"
@@ -89,6 +97,9 @@ class HashTrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     step_lr: int = 1800
+    lr_schedule: str = "step"
+    hidden_dim: int = 0
+    dropout: float = 0.0
     quantization_weight: float = 0.0
     image_size: int = 224
     batches_per_epoch: int | None = None
@@ -141,6 +152,13 @@ def build_optimizer(model: torch.nn.Module, config: HashTrainConfig) -> torch.op
         return torch.optim.SGD(trainable, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     # The original's Adam variant used betas (0.9, 0.98).
     return torch.optim.Adam(trainable, lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: HashTrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule of `config.lr_schedule`."""
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.num_epochs)
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_lr, gamma=0.1)
 
 
 @torch.no_grad()
@@ -202,7 +220,7 @@ def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -
     # reproducible and leaves the caller's generator as it was.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = HashNet(config.binary_bits, config.backbone_weights, config.backbone)
+        model = HashNet(config.binary_bits, config.backbone_weights, config.backbone, config.hidden_dim, config.dropout)
     model = distributed.global_batch_layers(model.to(device), device)
     network = distributed.data_parallel(model, device)
     features: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -210,7 +228,7 @@ def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -
         freeze_backbone(model)
         features = frozen_features(model, trainset, testset, config, run_dir, device)
     optimizer = build_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_lr, gamma=0.1)
+    scheduler = build_scheduler(optimizer, config)
     margin = config.resolved_margin()
     history: list[dict[str, Any]] = []
     best_map, best_epoch, final = -1.0, 0, None
@@ -307,6 +325,6 @@ def load_hash_model(path: str | Path, device: str | torch.device = "cpu") -> tup
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a hashing checkpoint (no 'format': {FORMAT!r})")
     config = HashTrainConfig(**state["config"])
-    model = HashNet(config.binary_bits, backbone=config.backbone)
+    model = HashNet(config.binary_bits, backbone=config.backbone, hidden_dim=config.hidden_dim, dropout=config.dropout)
     model.load_state_dict(state["model"])
     return model.to(device), config
