@@ -18,9 +18,8 @@ install: $(INSTALLED)
 demo: $(INSTALLED)
 	$(VENV)/bin/tirg demo --overwrite
 
-# `make test` runs `make lint` before pytest when LINT_IN_TEST is 1. It is 0 until the tree passes
-# `make lint` (the one-off `ruff check --fix` and `ruff format` are still to run); then set it to 1 here.
-LINT_IN_TEST ?= 0
+# `make test` runs `make lint` (ruff) before pytest; `make test LINT_IN_TEST=0` skips it.
+LINT_IN_TEST ?= 1
 
 test: $(INSTALLED) $(if $(filter 1,$(LINT_IN_TEST)),lint)
 	$(PY) -m pytest -q

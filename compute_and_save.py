@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a tirg checkpoint (latest_checkpoint.pth)")
     parser.add_argument("--out", required=True, help="cache folder to write: absent, empty, or an earlier cache (with --overwrite)")
-    parser.add_argument("--overwrite", action="store_true", help="replace the feature cache already at --out (nothing else is ever replaced)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the feature cache already at --out (nothing else is ever replaced)"
+    )
     parser.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", help="default: the checkpoint's")
     parser.add_argument("--split", default="test")
     parser.add_argument("--batch_size", "--batch-size", dest="batch_size", type=int, default=64)

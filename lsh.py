@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tirg.compare import COMPARISON_RESULTS, CompareConfig, compare_feature_cache, ks_up_to, lsh_grid, two_row_table, write_outputs
 from tirg.errors import TirgError
-from tirg.fileio import check_output_dir
 from tirg.features import check_same_checkpoint, dataset_for_cache, load_feature_cache
+from tirg.fileio import check_output_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,20 +29,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", required=True, help="feature cache folder written by compute_and_save.py")
     parser.add_argument("--out", default="results/lsh", help="folder for the CSV, table and plots (written whole)")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier comparison at --out (nothing else is ever replaced)")
-    parser.add_argument("--dataset_path", "--dataset-path", dest="dataset_path",
-                        help="where the cache's data set is now (default: the path in its manifest); it scores the queries")
+    parser.add_argument(
+        "--dataset_path",
+        "--dataset-path",
+        dest="dataset_path",
+        help="where the cache's data set is now (default: the path in its manifest); it scores the queries",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="random query samples")
     parser.add_argument("--queries", type=int, default=5000, help="queries per sample (capped at the cache's)")
     parser.add_argument("--seed", type=int, default=0, help="query samples and, per sample, the LSH hyperplanes")
-    parser.add_argument("--k", type=int, default=100, help="deepest recall cut-off and top-k of every method "
-                        "(capped at the gallery size minus the excluded source)")
-    parser.add_argument("--protocol", choices=["both", "original", "project"], default="both",
-                        help="LSH rows: the course project's protocol, the project's settings, or both")
-    parser.add_argument("--original-bits", type=int, default=12, help="bits of the original-protocol row (the "
-                        "course project used 12; 10 in an earlier version)")
+    parser.add_argument(
+        "--k",
+        type=int,
+        default=100,
+        help="deepest recall cut-off and top-k of every method (capped at the gallery size minus the excluded source)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=["both", "original", "project"],
+        default="both",
+        help="LSH rows: the course project's protocol, the project's settings, or both",
+    )
+    parser.add_argument(
+        "--original-bits",
+        type=int,
+        default=12,
+        help="bits of the original-protocol row (the course project used 12; 10 in an earlier version)",
+    )
     parser.add_argument("--no-faiss", action="store_true", help="leave out the FAISS peers")
-    parser.add_argument("--learned-hash-cache", help="feature cache of the TRAINING split: train hash heads on it and "
-                        "compare them with random hyperplanes at equal bits (tables 1, each probe radius)")
+    parser.add_argument(
+        "--learned-hash-cache",
+        help="feature cache of the TRAINING split: train hash heads on it and "
+        "compare them with random hyperplanes at equal bits (tables 1, each probe radius)",
+    )
     parser.add_argument("--hash-bits", type=int, nargs="+", default=[8, 12], help="learned code lengths")
     parser.add_argument("--hash-radii", type=int, nargs="+", default=[0, 1, 2, 3], help="probe radii of the equal-bits comparison")
     args = parser.parse_args(argv)
@@ -52,8 +71,14 @@ def main(argv: list[str] | None = None) -> int:
         check_output_dir(args.out, COMPARISON_RESULTS, args.overwrite)  # before any work
         cache = load_feature_cache(args.cache)
         dataset = dataset_for_cache(cache, args.dataset_path)
-        config = CompareConfig(n_repeats=args.repeats, n_queries=args.queries, ks=ks_up_to(args.k), seed=args.seed,
-                               lsh=lsh_grid(args.protocol, args.original_bits), faiss=not args.no_faiss)
+        config = CompareConfig(
+            n_repeats=args.repeats,
+            n_queries=args.queries,
+            ks=ks_up_to(args.k),
+            seed=args.seed,
+            lsh=lsh_grid(args.protocol, args.original_bits),
+            faiss=not args.no_faiss,
+        )
         extra = []
         if args.learned_hash_cache:
             from tirg.compare import learned_vs_random_methods

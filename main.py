@@ -37,7 +37,9 @@ def route(argv: Sequence[str]) -> list[str]:
             f"the flags {flags or '(none)'} fit both `tirg train` (TIRG/ComposeAE) and `tirg hash train` (DNNH); "
             "add a flag only one has (e.g. --dataset=css or --dataset_name CUB), or run that `tirg` command directly"
         )
-    readings = "; ".join(f"as `{reading}`, {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} unknown" for reading, missing in unknown.items())
+    readings = "; ".join(
+        f"as `{reading}`, {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} unknown" for reading, missing in unknown.items()
+    )
     raise AmbiguousCommand(f"no command takes all of these flags: {readings} (see `tirg train --help` and `tirg hash train --help`)")
 
 

@@ -23,6 +23,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -47,6 +48,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
+
+
+def _probe_only(index: LSHIndex, queries: np.ndarray) -> object:
+    return index._probe(index.hash(queries))
 
 
 def _median_seconds(run, rounds: int) -> float:
@@ -90,12 +95,12 @@ def crossover(args: argparse.Namespace, rates: dict[str, float], out_path: Path)
             index = LSHIndex.build(data.gallery, config)
             exact_times, lsh_times = [], []
             for _ in range(args.rounds):  # interleaved, so load on the machine hits both
-                exact_times.append(_median_seconds(lambda: exact_search(queries, data.gallery, K, exclude=exclude), 1))
+                exact_times.append(_median_seconds(partial(exact_search, queries, data.gallery, K, exclude=exclude), 1))
                 start = time.perf_counter()
                 result = index.search(queries, K, exclude=exclude)
                 lsh_times.append(time.perf_counter() - start)
             # Hashing and table lookups alone (the (query, id) pairs before de-duplication and re-ranking).
-            probe_s = _median_seconds(lambda: index._probe(index.hash(queries)), 1)
+            probe_s = _median_seconds(partial(_probe_only, index, queries), 1)
             candidates = float(result.n_candidates.mean())
             record = {
                 "gallery": size,
@@ -113,10 +118,13 @@ def crossover(args: argparse.Namespace, rates: dict[str, float], out_path: Path)
             record["speedup"] = record["exact_s"] / record["lsh_s"]
             records.append(record)
             out_path.write_text(json.dumps({"roofline": rates, "queries": args.queries, "records": records}, indent=2))
-            print(f"  {size:>9,} {config.label:<20} exact {record['exact_s']:6.2f} s  lsh {record['lsh_s']:6.2f} s  "
-                  f"speed {record['speedup']:.2f}x  overlap {record['overlap@100']:.3f}  candidates {candidates:6.0f}  "
-                  f"probe {probe_s:5.2f} s  estimates/query: exact {record['exact_estimate_ms']:.3f} ms, "
-                  f"re-rank {record['rerank_estimate_ms']:.3f} ms", flush=True)
+            print(
+                f"  {size:>9,} {config.label:<20} exact {record['exact_s']:6.2f} s  lsh {record['lsh_s']:6.2f} s  "
+                f"speed {record['speedup']:.2f}x  overlap {record['overlap@100']:.3f}  candidates {candidates:6.0f}  "
+                f"probe {probe_s:5.2f} s  estimates/query: exact {record['exact_estimate_ms']:.3f} ms, "
+                f"re-rank {record['rerank_estimate_ms']:.3f} ms",
+                flush=True,
+            )
     return records
 
 

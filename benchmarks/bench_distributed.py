@@ -97,12 +97,16 @@ def weight_difference(first: str, second: str) -> float:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| variant | processes | device | s / iteration | images / s | 160k iterations (h) | max weight difference to 1 process |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | processes | device | s / iteration | images / s | 160k iterations (h) | max weight difference to 1 process |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         difference = "—" if row["weight_difference"] is None else f"{row['weight_difference']:.2e}"
         hours = row["s_per_iteration"] * PAPER_CSS_ITERATIONS / 3600
         lines.append(
-            f"| {row['variant']} | {row['processes']} | {row['device']} | {row['s_per_iteration']:.3f} | {row['images_per_second']:.1f} | {hours:.1f} | {difference} |"
+            f"| {row['variant']} | {row['processes']} | {row['device']} | {row['s_per_iteration']:.3f} | "
+            f"{row['images_per_second']:.1f} | {hours:.1f} | {difference} |"
         )
     return "\n".join(lines)
 

@@ -52,8 +52,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nprobes", nargs="+", type=int, default=[8, 32, 128])
     parser.add_argument("--reranks", nargs="+", type=int, default=[0, 1000], help="0: PQ scores only; N: exact re-rank of the best N")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", nargs="+", choices=("exact", "build", "search"), default=["exact", "build", "search"],
-                        help="steps to run; rows of other steps already in faiss_scale.csv are kept")
+    parser.add_argument(
+        "--steps",
+        nargs="+",
+        choices=("exact", "build", "search"),
+        default=["exact", "build", "search"],
+        help="steps to run; rows of other steps already in faiss_scale.csv are kept",
+    )
     parser.add_argument("--profile", default="tight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/bench"), help="where the CSV and table go")

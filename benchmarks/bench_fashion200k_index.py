@@ -117,8 +117,16 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "fashion200k_index",
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, shared with other jobs",
         "generate_seconds": round(generate_seconds, 2),
-        "train": {"counts": train_counts, "seconds": [round(s, 3) for s in train_seconds], "median_seconds": round(statistics.median(train_seconds), 3)},
-        "test": {"counts": test_counts, "seconds": [round(s, 3) for s in test_seconds], "median_seconds": round(statistics.median(test_seconds), 3)},
+        "train": {
+            "counts": train_counts,
+            "seconds": [round(s, 3) for s in train_seconds],
+            "median_seconds": round(statistics.median(train_seconds), 3),
+        },
+        "test": {
+            "counts": test_counts,
+            "seconds": [round(s, 3) for s in test_seconds],
+            "median_seconds": round(statistics.median(test_seconds), 3),
+        },
         "target_seconds": 10,
     }
     path = atomic_write_text(args.out / "fashion200k_index.json", json.dumps(result, indent=2) + "\n")

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--iters", type=int, default=20, help="iterations per run (windows of --log_every)")
     parser.add_argument("--log_every", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch's intra-op threads (default: torch's; 1 is faster on a contended machine)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch's intra-op threads (default: torch's; 1 is faster on a contended machine)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
     if args.threads:

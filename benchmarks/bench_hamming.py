@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     index.add(database.view(np.uint8))
     ours, theirs = [], []
     for repeat in range(args.repeats):
-        for which in ((0, 1) if repeat % 2 == 0 else (1, 0)):
+        for which in (0, 1) if repeat % 2 == 0 else (1, 0):
             start = time.perf_counter()
             if which == 0:
                 distances, _ = hamming_rank(queries, database, args.k)
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> dict:
     }  # fmt: skip
     atomic_write_text(args.out / "hamming.json", json.dumps(result, indent=2))
     print(f"Hamming top-{args.k}, {args.queries} x {args.database} codes of {args.bits} bits, {args.repeats} repeats")
-    print(f"  tirg hamming_rank:       median {np.median(ours):.3f} s  {['%.3f' % t for t in ours]}")
-    print(f"  FAISS IndexBinaryFlat:   median {np.median(theirs):.3f} s  {['%.3f' % t for t in theirs]}")
+    print(f"  tirg hamming_rank:       median {np.median(ours):.3f} s  {[f'{t:.3f}' for t in ours]}")
+    print(f"  FAISS IndexBinaryFlat:   median {np.median(theirs):.3f} s  {[f'{t:.3f}' for t in theirs]}")
     print(f"  ratio (ours / FAISS):    {result['ratio_median']:.2f}  (target <= 2)")
     return result
 

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--learning_rate", type=float, default=0.01)
     parser.add_argument("--end_to_end_row", action="store_true", help="also train the random-init backbone end to end")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch's intra-op threads (default: torch's; 1 is faster on a contended machine)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch's intra-op threads (default: torch's; 1 is faster on a contended machine)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
     if args.threads:
@@ -78,17 +80,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
             seed_everything(args.seed)
             started = time.perf_counter()
             result = train(config, run_dir=work / f"run-{index}")
-            rows.append({"backbone": label, **{k: round(100 * result.metrics[k], 2) for k in KS if k in result.metrics}, "seconds": round(time.perf_counter() - started)})
+            rows.append(
+                {
+                    "backbone": label,
+                    **{k: round(100 * result.metrics[k], 2) for k in KS if k in result.metrics},
+                    "seconds": round(time.perf_counter() - started),
+                }
+            )
             print(json.dumps(rows[-1]))
     summary = {
-        "data": {"classes": len(set(train_split.captions)), "train_images": len(train_split), "test_images": len(test_split), "queries": len(test_split.queries)},
-        "settings": {key: getattr(base, key) for key in ("model", "backbone", "loss", "image_size", "batch_size", "num_iters", "learning_rate", "seed")},
+        "data": {
+            "classes": len(set(train_split.captions)),
+            "train_images": len(train_split),
+            "test_images": len(test_split),
+            "queries": len(test_split.queries),
+        },
+        "settings": {
+            key: getattr(base, key)
+            for key in ("model", "backbone", "loss", "image_size", "batch_size", "num_iters", "learning_rate", "seed")
+        },
         "rows": rows,
-        "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-    }  # fmt: skip
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+    }
     table = "\n".join(
         ["| backbone | " + " | ".join(KS) + " | seconds (incl. extraction and evaluation) |", "|---|" + "---|" * (len(KS) + 1)]
-        + [f"| {row['backbone']} | " + " | ".join(f"{row[k]:.1f}" if k in row else "-" for k in KS) + f" | {row['seconds']} |" for row in rows]
+        + [
+            f"| {row['backbone']} | " + " | ".join(f"{row[k]:.1f}" if k in row else "-" for k in KS) + f" | {row['seconds']} |"
+            for row in rows
+        ]
     )
     print(json.dumps(summary["data"]), json.dumps(summary["settings"]), table, sep="\n")
     args.out.mkdir(parents=True, exist_ok=True)

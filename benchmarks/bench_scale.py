@@ -150,22 +150,31 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for size in args.sizes:
         started = time.perf_counter()
         data_dir = write_data(size, args)
-        print(f"--- gallery {size:,} x 512 ({args.profile}), {args.queries} queries "
-              f"(data ready in {time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"--- gallery {size:,} x 512 ({args.profile}), {args.queries} queries (data ready in {time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
         for method in methods_for(compare_config(size), size):
             command = [sys.executable, __file__, "--worker", str(data_dir), method.name, "--seed", str(args.seed)]
             done = subprocess.run(command, check=True, capture_output=True, text=True)
             record = json.loads(done.stdout.strip().splitlines()[-1])
             records.append(record)
-            print(f"  {record['method']:<32} build {record['build_s']:7.2f} s  query {record['query_s']:7.2f} s  "
-                  f"recall@{K} {record[f'recall@{K}']:.3f}  overlap {record[f'overlap@{K}']:.3f}  "
-                  f"candidates {record['candidates']:>9.0f}  peak RSS {record['peak_rss_mb']:6.0f} MB", flush=True)
+            print(
+                f"  {record['method']:<32} build {record['build_s']:7.2f} s  query {record['query_s']:7.2f} s  "
+                f"recall@{K} {record[f'recall@{K}']:.3f}  overlap {record[f'overlap@{K}']:.3f}  "
+                f"candidates {record['candidates']:>9.0f}  peak RSS {record['peak_rss_mb']:6.0f} MB",
+                flush=True,
+            )
     results = pd.DataFrame(records)
     table = crossover_table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     results.to_csv(args.out / "scale.csv", index=False)
-    text = (f"# Scale benchmark ({args.profile} profile, {args.queries} queries, k={K})\n\n"
-            + _markdown(results) + "\n## Crossover (overlap >= 0.95)\n\n" + _markdown(table))
+    text = (
+        f"# Scale benchmark ({args.profile} profile, {args.queries} queries, k={K})\n\n"
+        + _markdown(results)
+        + "\n## Crossover (overlap >= 0.95)\n\n"
+        + _markdown(table)
+    )
     (args.out / "scale.md").write_text(text)
     print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"\nwritten: {args.out / 'scale.csv'}, {args.out / 'scale.md'}")

@@ -39,8 +39,17 @@ QUICK_LSH_GRID = (
     LSHConfig(n_bits=12, n_tables=48, probe_radius=0),
     LSHConfig(n_bits=18, n_tables=128, probe_radius=0),
 )
-COLUMNS = ["method", "query_s_mean", "query_s_std", "recall@1_mean", "recall@10_mean", "recall@100_mean",
-           "overlap@100_mean", "candidates_mean", "build_s"]
+COLUMNS = [
+    "method",
+    "query_s_mean",
+    "query_s_std",
+    "recall@1_mean",
+    "recall@10_mean",
+    "recall@100_mean",
+    "overlap@100_mean",
+    "candidates_mean",
+    "build_s",
+]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,24 +66,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run_profile(name: str, config: CompareConfig, out_dir: Path, seed: int) -> dict:
     data = make_synthetic(profile(name, seed=seed))
     started = time.perf_counter()
-    comparison = run_comparison(
-        data.queries, data.gallery, data.source_ids, data.target_labels, data.gallery_labels, config
-    )
+    comparison = run_comparison(data.queries, data.gallery, data.source_ids, data.target_labels, data.gallery_labels, config)
     write_outputs(comparison, out_dir, config.overlap_target, config.ks, overwrite=True)  # the benchmark's own folder
     summary = comparison.summary
     front = summary[pareto_front(summary, "overlap@100_mean")].sort_values("query_s_mean")
     result = acceptance(summary, config.overlap_target)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
-        print(f"\n=== profile {name}: gallery {data.gallery.shape}, {config.n_repeats} x {config.n_queries} queries "
-              f"({time.perf_counter() - started:.0f} s) ===")
+        print(
+            f"\n=== profile {name}: gallery {data.gallery.shape}, {config.n_repeats} x {config.n_queries} queries "
+            f"({time.perf_counter() - started:.0f} s) ==="
+        )
         print(summary[COLUMNS].to_string(index=False))
         print("\nPareto front (overlap@100 vs query time):", ", ".join(front["method"]))
         print((out_dir / "table.md").read_text())
     print(f"exact / FAISS IndexFlatIP time: {result['exact_over_faiss_flat_time']:.3f} (target <= 1.2)")
-    print(f"best LSH ({result['best_lsh']}): {result['lsh_speedup_over_exact']:.3f}x the speed of exact search, "
-          f"top-100 overlap {result['lsh_overlap']:.3f}, recall@100 gap {result['lsh_recall_gap']:+.3f} "
-          f"(target: faster than exact with overlap >= {config.overlap_target}): "
-          f"{'met' if result['lsh_target_met'] else 'NOT met'}")
+    print(
+        f"best LSH ({result['best_lsh']}): {result['lsh_speedup_over_exact']:.3f}x the speed of exact search, "
+        f"top-100 overlap {result['lsh_overlap']:.3f}, recall@100 gap {result['lsh_recall_gap']:+.3f} "
+        f"(target: faster than exact with overlap >= {config.overlap_target}): "
+        f"{'met' if result['lsh_target_met'] else 'NOT met'}"
+    )
     result["pareto_front_overlap"] = list(front["method"])
     return {key: (value.item() if hasattr(value, "item") else value) for key, value in result.items()}
 

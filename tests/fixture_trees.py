@@ -63,13 +63,12 @@ def write_fashion200k(root: Path, labels=LABELS, queries=TEST_QUERIES, images: b
     for (category, split), lines in labels.items():
         text = "".join(f"{path}\t{0.5 + i / 100:.6f}\t{caption}\n" for i, (path, caption) in enumerate(lines))
         (root / "labels" / f"{category}_{split}_detect_all.txt").write_text(text)
-        for i, (path, _) in enumerate(lines):
+        for path, _ in lines:
             if images:
                 (root / path).parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / path, format="JPEG")
     (root / "test_queries.txt").write_text("".join(f"{s} {t}\n" for s, t in queries))
     return root
-
 
 
 # Folder -> number of images. apple and car are training nouns, glass and sand test nouns.
@@ -89,7 +88,6 @@ def write_mitstates(root: Path, folders=FOLDERS) -> Path:
             Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / "images" / folder / f"img_{i}.jpg", format="JPEG")
     (root / "images" / "ripe apple" / "notes.txt").write_text("not an image")
     return root
-
 
 
 def write_tiny_fiq(root: Path) -> Path:
@@ -127,7 +125,10 @@ def write_css_original(root: Path, n_images: int = 6) -> Path:
     blue = {"pos": (0.5, 0.5), "color": "blue", "shape": "triangle", "size": "small"}
     objects = [[red] if i % 2 == 0 else [red, blue] for i in range(n_images)]
     ones, twos = list(range(0, n_images, 2)), list(range(1, n_images, 2))
-    mods = [{"from": ones, "to": twos, "to_str": "add blue triangle to middle-center"}, {"from": list(twos), "to": list(ones), "to_str": "remove blue triangle"}]
+    mods = [
+        {"from": ones, "to": twos, "to_str": "add blue triangle to middle-center"},
+        {"from": list(twos), "to": list(ones), "to_str": "remove blue triangle"},
+    ]
     split = {"objects_img": objects, "labels": np.array([i % 2 for i in range(n_images)]), "mods": mods}
     (root / "images").mkdir(parents=True)
     np.save(root / ORIGINAL_CSS_FILE, np.array({"train": split, "test": split}, dtype=object), allow_pickle=True)
@@ -167,7 +168,7 @@ def write_cub_fashion200k(root: Path, cub_root: Path, per_class: int = 4, size: 
                 (root / path).parent.mkdir(parents=True, exist_ok=True)
                 image.convert("RGB").resize((size, size)).save(root / path, format="JPEG", quality=90)
     queries = []
-    for (category, split), lines in labels.items():
+    for (_, split), lines in labels.items():
         if split == "test":
             for path, caption in lines:
                 others = [p for p, c in lines if c != caption]

@@ -42,7 +42,9 @@ def cell_array(strings: list[str]) -> np.ndarray:
     return cells
 
 
-def write_dogs(root: Path, breeds: tuple[str, ...] = ("n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog")) -> Path:
+def write_dogs(
+    root: Path, breeds: tuple[str, ...] = ("n02085620-Chihuahua", "n02085782-Japanese_spaniel", "n02085936-Maltese_dog")
+) -> Path:
     """Images/<breed>/<file>.jpg with train_list.mat / test_list.mat (file_list, annotation_list, labels)."""
     from scipy.io import savemat
 

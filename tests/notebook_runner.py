@@ -20,7 +20,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from tirg.notebook_run import inject_parameters, parameters_cell_index
+from tirg.notebook_run import inject_parameters
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KERNEL_NAME = "tirg-tests"
@@ -30,7 +30,9 @@ class NotebookCellError(AssertionError):
     """A cell raised; `index` is its position in the executed notebook (injected cell included)."""
 
     def __init__(self, path: Path, index: int, source: str, ename: str, evalue: str, traceback: str) -> None:
-        super().__init__(f"{path.name} cell {index} raised {ename}: {evalue}\n--- cell source ---\n{source}\n--- traceback ---\n{traceback}")
+        super().__init__(
+            f"{path.name} cell {index} raised {ename}: {evalue}\n--- cell source ---\n{source}\n--- traceback ---\n{traceback}"
+        )
         self.index, self.source, self.ename, self.evalue = index, source, ename, evalue
 
 

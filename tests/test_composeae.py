@@ -171,7 +171,9 @@ def test_loss_terms_against_hand_computed_values():
     expected = math.log(1 + math.exp(16)) + 0.1 * 1.25 + 0.1 * 3.0 + 0.01 * symmetry
     assert total.item() == pytest.approx(expected)
     halved = {**DEFAULT_LOSS_WEIGHTS, "text_reconstruction": 0.05}
-    assert model.compute_loss(source, ["p", "q"], target, "batch_based_classification", torch.Generator(), halved).item() == pytest.approx(expected - 0.15)
+    assert model.compute_loss(source, ["p", "q"], target, "batch_based_classification", torch.Generator(), halved).item() == pytest.approx(
+        expected - 0.15
+    )
 
 
 def test_real_space_concat_has_no_symmetry_term():

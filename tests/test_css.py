@@ -140,13 +140,19 @@ def _write_original_css(root: Path, payload: object) -> None:
 def test_original_css_format_loads(tmp_path):
     objects = [
         [{"pos": (0.2, 0.2), "color": "red", "shape": "circle", "size": "large"}],
-        [{"pos": (0.2, 0.2), "color": "red", "shape": "circle", "size": "large"}, {"pos": (0.5, 0.5), "color": "blue", "shape": "triangle", "size": "small"}],
+        [
+            {"pos": (0.2, 0.2), "color": "red", "shape": "circle", "size": "large"},
+            {"pos": (0.5, 0.5), "color": "blue", "shape": "triangle", "size": "small"},
+        ],
         [{"pos": (0.2, 0.2), "color": "red", "shape": "circle", "size": "large"}],
     ]
     split = {
         "objects_img": objects,
         "labels": np.array([7, 8, 7]),
-        "mods": [{"from": [0, 2], "to": [1, 1], "to_str": "add blue triangle to middle-center"}, {"from": [1], "to": [2], "to_str": "remove blue triangle"}],
+        "mods": [
+            {"from": [0, 2], "to": [1, 1], "to_str": "add blue triangle to middle-center"},
+            {"from": [1], "to": [2], "to_str": "remove blue triangle"},
+        ],
     }
     _write_original_css(tmp_path, {"train": split, "test": split})
     (tmp_path / "images").mkdir()

@@ -1,6 +1,5 @@
 import importlib.util
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,7 +36,12 @@ def test_demo_and_scripts_run_end_to_end_at_smoke_size(tmp_path, capsys):
 
     checkpoint = tmp_path / "results" / "runs" / "tirg" / "latest_checkpoint.pth"
     assert _script("compute_and_save").main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "cache"), "--device", "cpu"]) == 0
-    assert _script("lsh").main(["--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "lsh"), "--repeats", "1", "--queries", "10", "--no-faiss"]) == 0
+    assert (
+        _script("lsh").main(
+            ["--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "lsh"), "--repeats", "1", "--queries", "10", "--no-faiss"]
+        )
+        == 0
+    )
     assert "No hashing (exact)" in capsys.readouterr().out
     assert _script("lsh").main(["--cache", str(tmp_path / "nowhere")]) == 2
     assert "not a feature cache" in capsys.readouterr().err

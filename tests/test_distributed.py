@@ -133,7 +133,9 @@ def test_cache_images_trains_the_same_weights(tiny_css, tmp_path, one_process):
 
 
 def test_amp_on_cpu_trains_with_a_loss_close_to_float32(tiny_css, tmp_path):
-    config = TrainConfig(dataset_path=str(tiny_css), num_iters=1, **{**TRAIN_FLAGS, "image_size": 32})  # bfloat16 convolutions are slow on CPU
+    config = TrainConfig(
+        dataset_path=str(tiny_css), num_iters=1, **{**TRAIN_FLAGS, "image_size": 32}
+    )  # bfloat16 convolutions are slow on CPU
     losses = {}
     for amp in (False, True):
         seed_everything(0)

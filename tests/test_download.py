@@ -23,10 +23,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from fixture_trees import write_fashion200k, write_mitstates, write_tiny_fiq
 from hashing_fixtures import write_cub, write_dogs
+from PIL import Image
+
 from tirg.cli import main
 from tirg.data import load_dataset
 from tirg.data.css import ORIGINAL_CSS_FILE
@@ -96,7 +96,9 @@ class FileServer:
                 self.files[path] = files[part.name]
                 data = files[part.name]
                 # The fixture's checksums stand in for the publisher's, so that the verification runs.
-                part = replace(part, md5=part.md5 and hashlib.md5(data).hexdigest(), sha256=part.sha256 and hashlib.sha256(data).hexdigest())
+                part = replace(
+                    part, md5=part.md5 and hashlib.md5(data).hexdigest(), sha256=part.sha256 and hashlib.sha256(data).hexdigest()
+                )
             parts.append(replace(part, url=f"{self.base}{path}"))
         return replace(SOURCES[name], parts=tuple(parts))
 
@@ -137,7 +139,11 @@ def tar_tree(folder: Path, mode: str = "w", prefix: str = "", extra: dict[str, b
 def original_checkpoint(model: str, dataset: str) -> bytes:
     buffer = io.BytesIO()
     opt = argparse.Namespace(model=model, dataset=dataset, embed_dim=512)
-    torch.save({"it": 150000, "opt": opt, "model_state_dict": {"img_model.fc.0.weight": torch.zeros(2, 2)}}, buffer, _use_new_zipfile_serialization=False)
+    torch.save(
+        {"it": 150000, "opt": opt, "model_state_dict": {"img_model.fc.0.weight": torch.zeros(2, 2)}},
+        buffer,
+        _use_new_zipfile_serialization=False,
+    )
     return buffer.getvalue()
 
 
@@ -166,7 +172,12 @@ def published_files(name: str, tmp: Path) -> dict[str, bytes]:
         tree = write_tiny_fiq(tmp / "fiq")
         return {f"fashioniq_{p.name}": p.read_bytes() for p in tree.rglob("*.json")}
     if name == "cub":  # attributes.txt lies beside CUB_200_2011/ in the published archive
-        cub = tar_tree(write_cub(tmp / "CUB_200_2011", n_classes=2, per_class=3, n_train_per_class=2), "w:gz", "CUB_200_2011", {"attributes.txt": b"1 has_bill_shape::curved\n"})
+        cub = tar_tree(
+            write_cub(tmp / "CUB_200_2011", n_classes=2, per_class=3, n_train_per_class=2),
+            "w:gz",
+            "CUB_200_2011",
+            {"attributes.txt": b"1 has_bill_shape::curved\n"},
+        )
         return {"CUB_200_2011.tgz": cub}
     if name == "stanford-dogs":
         dogs = write_dogs(tmp / "dogs")
@@ -278,7 +289,9 @@ def test_checksum_mismatch_keeps_the_file_aside_and_places_nothing(server, tmp_p
     wrong = replace(source.parts[0], **{"md5": None, checksum: "0" * (32 if checksum == "md5" else 64)})
     source = replace(source, parts=(wrong,))
     root = tmp_path / "root"
-    with pytest.raises(DownloadError, match=f"its {checksum.upper()} is [0-9a-f]+, the publisher gives 0+; the file is kept as .*CUB_200_2011.tgz.corrupt"):
+    with pytest.raises(
+        DownloadError, match=f"its {checksum.upper()} is [0-9a-f]+, the publisher gives 0+; the file is kept as .*CUB_200_2011.tgz.corrupt"
+    ):
         download("cub", root, {"cub": source}, retries=0)
     assert sorted(p.name for p in (root / DOWNLOADS).iterdir()) == ["CUB_200_2011.tgz.corrupt"]
     assert sorted(p.name for p in root.iterdir()) == [DOWNLOADS]

@@ -71,7 +71,9 @@ def test_stops_after_patience_points_keeps_the_best_checkpoint_and_tests_once(ti
     losses = iter([3.0, 2.0, 2.5, 2.0, 2.2, 0.1])
     tested = []
     monkeypatch.setattr(train_module, "validation_loss", lambda *args: next(losses))
-    monkeypatch.setattr(train_module, "evaluate", lambda model, testset, *args, **kwargs: tested.append(len(testset.queries)) or {"R@1": 0.25})
+    monkeypatch.setattr(
+        train_module, "evaluate", lambda model, testset, *args, **kwargs: tested.append(len(testset.queries)) or {"R@1": 0.25}
+    )
     seen = []
     config = tiny_config(tiny_css, patience=3)
     result = train(config, run_dir=tmp_path, on_point=lambda points, train_loss: seen.append((len(points), len(train_loss))))
@@ -125,7 +127,14 @@ def test_validation_pairs_follow_the_runs_data_set_options_and_loss_weights(fash
 
 def test_early_stopping_state():
     stopping = EarlyStopping(patience=2)
-    assert [stopping.update(loss, i) for i, loss in enumerate([2.0, 1.0, 1.0, 0.5, 0.7, 0.9], start=1)] == [True, True, False, True, False, False]
+    assert [stopping.update(loss, i) for i, loss in enumerate([2.0, 1.0, 1.0, 0.5, 0.7, 0.9], start=1)] == [
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
     assert stopping.stopped and stopping.best_iteration == 4 and stopping.best_loss == 0.5
     restored = EarlyStopping(patience=2)
     restored.load_state_dict(stopping.state_dict())

@@ -16,15 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fixture_trees import write_css_original
 from hashing_fixtures import write_cub, write_dogs
+from PIL import Image
+
 from tirg.checkpoint import atomic_torch_save, make_checkpoint
 from tirg.cli import main
 from tirg.data import load_dataset
 from tirg.data.css import ORIGINAL_CSS_FILE
-from tirg.safe_pickle import load_object_npy
 from tirg.data.verify import check_image_files, find_image_problems
 from tirg.errors import ConfigError, DataError
 from tirg.features import compute_and_save
@@ -32,13 +31,20 @@ from tirg.hashing.composed import ComposedHashConfig
 from tirg.hashing.data import ImageLabelDataset, eval_transform, load_labeled_images
 from tirg.hashing.train import HashTrainConfig, train_hashing
 from tirg.models import build_model
+from tirg.safe_pickle import load_object_npy
 from tirg.text import Vocabulary
 from tirg.train import TrainConfig, train
 
 BREAKAGES = ("ten_byte_png", "truncated_jpeg", "missing", "text_file")
 # Loader -> (fixture, index of the test-split image broken): a test image is what used to fail only
 # at the final evaluation, after all the training.
-LOADERS = {"css": ("tiny_css", 3), "css_original": ("css_original_tree", 2), "fashion200k": ("fashion200k_tree", 1), "mitstates": ("mitstates_tree", 0), "fashioniq": ("fashioniq_tree", 1)}
+LOADERS = {
+    "css": ("tiny_css", 3),
+    "css_original": ("css_original_tree", 2),
+    "fashion200k": ("fashion200k_tree", 1),
+    "mitstates": ("mitstates_tree", 0),
+    "fashioniq": ("fashioniq_tree", 1),
+}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +109,9 @@ def test_train_refuses_a_bad_test_image_before_any_iteration(loader, breakage, r
     config = TrainConfig(dataset=loader, dataset_path=str(root), embed_dim=8, batch_size=2, num_iters=2, image_size=32, device="cpu")
     path = load_dataset(loader, root, "test").image_files[index]
     break_image(path, breakage, dangling=loader == "mitstates")
-    monkeypatch.setattr(importlib.import_module("tirg.train"), "build_model", lambda *a, **k: pytest.fail("the model was built before the data was checked"))
+    monkeypatch.setattr(
+        importlib.import_module("tirg.train"), "build_model", lambda *a, **k: pytest.fail("the model was built before the data was checked")
+    )
     # FashionIQ finds its images by listing the folder: a missing one is named by its ASIN when the split loads.
     named = path.stem if (loader, breakage) == ("fashioniq", "missing") else f"{path} is {EXPECTED_KIND[breakage]}"
     with pytest.raises(DataError, match=named.replace(".", r"\.")):
@@ -144,7 +152,9 @@ def test_hashing_refuses_a_bad_image_before_training(name, breakage, tmp_path, m
     root = write(tmp_path / name)
     path = load_labeled_images(name, root, "test").files[index]
     break_image(path, breakage)
-    config = HashTrainConfig(dataset_name=name, dataset_path=str(root), binary_bits=8, batch_size=4, classes_per_batch=2, num_epochs=1, image_size=32)
+    config = HashTrainConfig(
+        dataset_name=name, dataset_path=str(root), binary_bits=8, batch_size=4, classes_per_batch=2, num_epochs=1, image_size=32
+    )
     monkeypatch.setattr("tirg.hashing.train.HashNet", lambda *a, **k: pytest.fail("the network was built before the data was checked"))
     # A missing file is found by the loader itself, with the count of missing files.
     expected = f"{path} is missing \\(1 of" if breakage == "missing" else f"{path} is {EXPECTED_KIND[breakage]}"
@@ -313,5 +323,8 @@ def test_css_mod_naming_an_image_outside_the_split_names_file_and_mod(tiny_css, 
     data = load_object_npy(str(original / ORIGINAL_CSS_FILE))
     data["train"]["mods"][1]["to"][-1] = 6
     np.save(original / ORIGINAL_CSS_FILE, np.array(data, dtype=object), allow_pickle=True)
-    with pytest.raises(DataError, match=rf"{ORIGINAL_CSS_FILE}: mod 1 \('remove blue triangle'\) of split 'train' names image 6, but the split has images 0 to 5"):
+    with pytest.raises(
+        DataError,
+        match=rf"{ORIGINAL_CSS_FILE}: mod 1 \('remove blue triangle'\) of split 'train' names image 6, but the split has images 0 to 5",
+    ):
         load_dataset("css_original", original, "train")

@@ -28,9 +28,7 @@ def _full_sort(queries: np.ndarray, gallery: np.ndarray, k: int, exclude: np.nda
 def test_blocked_top_k_equals_full_sort(block_size: int, gallery_block_size: int) -> None:
     queries, gallery = _data(40, 230, 16, seed=0)
     exclude = np.random.default_rng(1).integers(-1, 230, size=40)
-    scores, ids = exact_search(
-        queries, gallery, 25, exclude=exclude, block_size=block_size, gallery_block_size=gallery_block_size
-    )
+    scores, ids = exact_search(queries, gallery, 25, exclude=exclude, block_size=block_size, gallery_block_size=gallery_block_size)
     np.testing.assert_array_equal(ids, _full_sort(queries, gallery, 25, exclude))
     expected = np.take_along_axis(queries @ gallery.T, ids, axis=1)
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)

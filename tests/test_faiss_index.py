@@ -31,19 +31,42 @@ def write_cache(path: Path, gallery: np.ndarray, queries: np.ndarray, sources: n
         gallery_table = pd.DataFrame({"path": [f"{i}.png" for i in range(n)], "caption": "c"})
         protocol = {"exclude_source": True, "metric": "none", "extra_search_depth": 0}
     else:
-        query_table = pd.DataFrame({"source": sources, "target": [qq.target for qq in dataset.queries],
-                                    "text": [qq.text for qq in dataset.queries], "target_caption": [qq.target_caption for qq in dataset.queries]})  # fmt: skip
+        query_table = pd.DataFrame(
+            {
+                "source": sources,
+                "target": [qq.target for qq in dataset.queries],
+                "text": [qq.text for qq in dataset.queries],
+                "target_caption": [qq.target_caption for qq in dataset.queries],
+            }
+        )
         gallery_table = pd.DataFrame({"path": [str(p) for p in dataset.image_files], "caption": dataset.captions})
         protocol = retrieval_protocol(dataset)
-    arrays = {"query_features": queries.astype(np.float32), "gallery_features": gallery.astype(np.float32), "query_sources": sources.astype(np.int64),
-              "query_targets": np.full(q, -1, dtype=np.int64)}  # fmt: skip
+    arrays = {
+        "query_features": queries.astype(np.float32),
+        "gallery_features": gallery.astype(np.float32),
+        "query_sources": sources.astype(np.int64),
+        "query_targets": np.full(q, -1, dtype=np.int64),
+    }
     manifest = {
-        "format": FORMAT, "version": VERSION, "model": "tirg", "checkpoint": f"ck_{checkpoint_sha[:4]}.pth", "checkpoint_sha256": checkpoint_sha,
-        "checkpoint_iteration": 1, "dataset": "css", "dataset_path": dataset_path, "dataset_options": {}, "split": "test",
-        "text": {"use_complete_text_query": False, "text_encoder": "lstm"}, "protocol": protocol, "normalized": True,
-        "dim": gallery.shape[1], "num_queries": q, "num_gallery": n, "created": "2026-01-01T00:00:00+00:00",
+        "format": FORMAT,
+        "version": VERSION,
+        "model": "tirg",
+        "checkpoint": f"ck_{checkpoint_sha[:4]}.pth",
+        "checkpoint_sha256": checkpoint_sha,
+        "checkpoint_iteration": 1,
+        "dataset": "css",
+        "dataset_path": dataset_path,
+        "dataset_options": {},
+        "split": "test",
+        "text": {"use_complete_text_query": False, "text_encoder": "lstm"},
+        "protocol": protocol,
+        "normalized": True,
+        "dim": gallery.shape[1],
+        "num_queries": q,
+        "num_gallery": n,
+        "created": "2026-01-01T00:00:00+00:00",
         "arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in arrays.items()},
-    }  # fmt: skip
+    }
     return _write_cache(path, arrays, query_table, gallery_table, manifest, overwrite=False)
 
 
@@ -168,7 +191,9 @@ def test_an_index_is_refused_with_a_cache_from_another_checkpoint_or_other_featu
     gallery = np.asarray(cache.gallery_features)
     queries, sources = np.asarray(cache.query_features), np.asarray(cache.query_sources)
     other = load_feature_cache(write_cache(tmp_path / "other", gallery, queries, sources, "b" * 64))
-    with pytest.raises(CacheError, match=r"built from the cache .*sha256 aaaaaaaaaaaa.* but the cache .*other.*sha256 bbbbbbbbbbbb.*another checkpoint"):
+    with pytest.raises(
+        CacheError, match=r"built from the cache .*sha256 aaaaaaaaaaaa.* but the cache .*other.*sha256 bbbbbbbbbbbb.*another checkpoint"
+    ):
         open_index([root / "flat"], other)
     changed = gallery.copy()
     changed[0] = changed[1]

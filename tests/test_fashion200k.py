@@ -6,14 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from fixture_trees import LABELS, write_fashion200k
 
 from tirg.cli import main
 from tirg.data import Fashion200kDataset, PairView, image_transform, load_dataset
 from tirg.data.fashion200k import different_words, mine_parents, parent_caption
 from tirg.errors import DataError
 
-from fixture_trees import LABELS, write_fashion200k
 
 @pytest.fixture(scope="module")
 def f200k(tmp_path_factory) -> Path:

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_trees import write_tiny_fiq
 from PIL import Image
 
 from tirg.cli import main
 from tirg.data import FashionIQDataset, load_dataset
 from tirg.errors import DataError
-
-from fixture_trees import write_tiny_fiq
 
 # Counts from ../shared/data/fashioniq/README.md: queries and gallery per category and split.
 QUERIES = {
@@ -90,8 +89,17 @@ def test_tiny_tree_gallery_pairs_and_captions(tiny_fiq):
         (4, "shirt is plaid and it has buttons", 6),  # the target is the shirt list's X
         (7, "toptee is green and it is tighter", 8),
     ]
-    assert train.captions == ["dress", "dress is red and it has sleeves", "dress is longer and it is blue", "dress",
-                              "shirt", "shirt", "shirt is plaid and it has buttons", "toptee", "toptee is green and it is tighter"]  # fmt: skip
+    assert train.captions == [
+        "dress",
+        "dress is red and it has sleeves",
+        "dress is longer and it is blue",
+        "dress",
+        "shirt",
+        "shirt",
+        "shirt is plaid and it has buttons",
+        "toptee",
+        "toptee is green and it is tighter",
+    ]
     assert train.search_depth((1, 5)) == 6  # one repeated ASIN
 
 

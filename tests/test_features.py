@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from tirg.checkpoint import atomic_torch_save, load_checkpoint, load_model
 from tirg.data import image_transform, load_dataset

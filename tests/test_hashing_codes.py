@@ -35,7 +35,9 @@ def test_sign_codes_map_zero_to_minus_one() -> None:
     assert sign_codes(np.array([[0.5, 0.0, -0.2]])).tolist() == [[True, False, False]]
 
 
-@pytest.mark.parametrize(("bits", "n_db", "k"), [(4, 300, None), (4, 5000, 100), (64, 5000, 1), (64, 5000, 100), (64, 5000, 5000), (96, 3000, 50)])
+@pytest.mark.parametrize(
+    ("bits", "n_db", "k"), [(4, 300, None), (4, 5000, 100), (64, 5000, 1), (64, 5000, 100), (64, 5000, 5000), (96, 3000, 50)]
+)
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_ranking_is_distance_then_index(bits: int, n_db: int, k: int | None, n_threads: int) -> None:
     # 4-bit codes make long runs of ties; the rule is ascending distance, then ascending index.
@@ -58,7 +60,9 @@ def test_matches_faiss_index_binary_flat() -> None:
     faiss_distances, faiss_ids = index.search(queries.view(np.uint8), 100)
     distances, ids = hamming_rank(queries, database, 100)
     assert (distances == faiss_distances).all()  # FAISS orders ties its own way; distances agree exactly
-    assert (naive_distances(pack_codes_to_bits(queries[:3]), pack_codes_to_bits(database))[np.arange(3)[:, None], ids[:3]] == distances[:3]).all()
+    assert (
+        naive_distances(pack_codes_to_bits(queries[:3]), pack_codes_to_bits(database))[np.arange(3)[:, None], ids[:3]] == distances[:3]
+    ).all()
 
 
 def pack_codes_to_bits(packed: np.ndarray) -> np.ndarray:

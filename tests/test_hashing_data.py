@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hashing_fixtures import cell_array, write_cub, write_dogs
 from scipy.io import loadmat, savemat
 
-from hashing_fixtures import cell_array, write_cub, write_dogs
 from tirg.errors import DataError
 from tirg.hashing.data import ImageLabelDataset, eval_transform, load_cub, load_labeled_images, load_stanford_dogs
 from tirg.hashing.sampler import ClassBalancedBatchSampler

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from hashing_fixtures import write_cub
+
 from tirg.cli import main
 from tirg.errors import CacheError, ConfigError
 from tirg.hashing.data import ImageLabelDataset, eval_transform, load_cub
@@ -44,6 +44,7 @@ def test_cache_round_trip_equals_the_backbone_on_eval_images(cub: Path, tmp_path
     with torch.no_grad():
         expected = torch.cat([model.backbone_features(images[i][0][None]) for i in (0, 7, 15)])
     assert torch.allclose(features[[0, 7, 15]], expected, atol=1e-5)
+
     # A second run reads the file and never calls the backbone.
     def unused(images: torch.Tensor) -> torch.Tensor:
         raise AssertionError("the backbone ran although its features are cached")
@@ -89,9 +90,41 @@ def test_a_frozen_training_step_changes_only_the_head(cub: Path, tmp_path: Path)
 
 def test_cli_frozen_run_then_eval_of_its_checkpoint(cub: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run, cache = tmp_path / "run", tmp_path / "features"
-    argv = ["hash", "train", "--dataset_name", "CUB", "--dataset_path", str(cub), "--binary_bits", "16", "--batchSize", "8",
-            "--classes_per_batch", "2", "--num_epochs", "3", "--optimizer_name", "Adam", "--lr", "0.01", "--image_size", str(SIZE),
-            "--eval_every", "3", "--hidden_dim", "8", "--dropout", "0.2", "--lr_schedule", "cosine", "--freeze_backbone", "--feature_cache", str(cache), "--out", str(run)]  # fmt: skip
+    argv = [
+        "hash",
+        "train",
+        "--dataset_name",
+        "CUB",
+        "--dataset_path",
+        str(cub),
+        "--binary_bits",
+        "16",
+        "--batchSize",
+        "8",
+        "--classes_per_batch",
+        "2",
+        "--num_epochs",
+        "3",
+        "--optimizer_name",
+        "Adam",
+        "--lr",
+        "0.01",
+        "--image_size",
+        str(SIZE),
+        "--eval_every",
+        "3",
+        "--hidden_dim",
+        "8",
+        "--dropout",
+        "0.2",
+        "--lr_schedule",
+        "cosine",
+        "--freeze_backbone",
+        "--feature_cache",
+        str(cache),
+        "--out",
+        str(run),
+    ]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert sorted(p.name for p in cache.iterdir()) == ["test", "train"]

@@ -55,10 +55,6 @@ def test_default_margin_matches_the_original_settings() -> None:
 def test_all_pairs_enumeration_agrees_with_itertools() -> None:
     labels = torch.tensor([2, 2, 2, 5, 5, 7])
     expected = {
-        (i, j, n)
-        for i, j in itertools.combinations(range(6), 2)
-        if labels[i] == labels[j]
-        for n in range(6)
-        if labels[n] != labels[i]
+        (i, j, n) for i, j in itertools.combinations(range(6), 2) if labels[i] == labels[j] for n in range(6) if labels[n] != labels[i]
     }
     assert set(zip(*(t.tolist() for t in triplet_indices(labels)))) == expected

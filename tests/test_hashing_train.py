@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from hashing_fixtures import write_cub
+
 from tirg.cli import main
 from tirg.compare import CompareConfig, Method, _build_exact, learned_vs_random_methods, learned_vs_random_table, run_comparison
 from tirg.hashing.codes import hamming_rank, pack_codes, sign_codes
@@ -18,9 +18,34 @@ from tirg.plots_compare import plot_learned_vs_random
 def test_cli_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = write_cub(tmp_path / "CUB_200_2011", n_classes=4, per_class=6, n_train_per_class=4)
     run = tmp_path / "run"
-    argv = ["hash", "train", "--dataset_name", "CUB", "--dataset_path", str(root), "--binary_bits", "16", "--lr", "0.001",
-            "--batchSize", "8", "--classes_per_batch", "2", "--num_epochs", "2", "--optimizer_name", "Adam", "--ngpu", "1", "--image_size", "32",
-            "--eval_every", "1", "--out", str(run)]  # fmt: skip
+    argv = [
+        "hash",
+        "train",
+        "--dataset_name",
+        "CUB",
+        "--dataset_path",
+        str(root),
+        "--binary_bits",
+        "16",
+        "--lr",
+        "0.001",
+        "--batchSize",
+        "8",
+        "--classes_per_batch",
+        "2",
+        "--num_epochs",
+        "2",
+        "--optimizer_name",
+        "Adam",
+        "--ngpu",
+        "1",
+        "--image_size",
+        "32",
+        "--eval_every",
+        "1",
+        "--out",
+        str(run),
+    ]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["final"]["n_queries"] == 8 and report["final"]["n_database"] == 16
@@ -78,7 +103,13 @@ def test_learned_head_beats_random_hyperplanes_at_equal_bits(tmp_path: Path) -> 
     config = CompareConfig(n_repeats=1, n_queries=300, ks=(1, 10), lsh=(), faiss=False)
     methods = [Method("exact", "exact", _build_exact)] + learned_vs_random_methods([head.planes], radii=(0, 1))
     comparison = run_comparison(queries, gallery, None, query_labels, gallery_labels, config, methods)
-    assert set(comparison.summary["method"]) == {"exact", "learned b=8 r=0", "learned b=8 r=1", "lsh b=8 L=1 r=0 (random)", "lsh b=8 L=1 r=1 (random)"}
+    assert set(comparison.summary["method"]) == {
+        "exact",
+        "learned b=8 r=0",
+        "learned b=8 r=1",
+        "lsh b=8 L=1 r=0 (random)",
+        "lsh b=8 L=1 r=1 (random)",
+    }
     table = learned_vs_random_table(comparison.summary, k=10)
     assert "| 8 | 1 |" in table
     path = plot_learned_vs_random(comparison.summary, tmp_path / "learned.png", k=10)

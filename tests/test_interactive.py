@@ -15,8 +15,6 @@ from tirg.checkpoint import load_model
 from tirg.data import load_dataset
 from tirg.errors import CacheError, CheckpointError, OutputError
 from tirg.features import compute_and_save, load_feature_cache
-from tirg.models import build_model
-from tirg.text import Vocabulary
 from tirg.interactive import (
     LiveFigure,
     RetrievalApp,
@@ -28,9 +26,11 @@ from tirg.interactive import (
     show_tensorboard,
     train_hint,
 )
+from tirg.models import build_model
 from tirg.plots_notebooks import recall_table
 from tirg.retrieval import cache_query, compose_query, load_query_image, query_transform, search_cache
 from tirg.runtime import seed_everything
+from tirg.text import Vocabulary
 from tirg.train import TrainConfig, train
 
 
@@ -73,7 +73,15 @@ def test_a_custom_query_on_a_test_source_reproduces_the_cached_feature(small_run
 
 
 def _upload(app: RetrievalApp, name: str, content: bytes) -> None:
-    app.upload.value = ({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content), "last_modified": datetime.now(timezone.utc)},)
+    app.upload.value = (
+        {
+            "name": name,
+            "type": "image/png",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.now(timezone.utc),
+        },
+    )
 
 
 def test_retrieval_app_follows_the_protocol_and_replaces_its_results(small_run):
@@ -197,7 +205,9 @@ def test_fresh_run_dir_refuses_or_replaces_a_run(tmp_path):
 
 
 def test_tensorboard_is_skipped_with_a_note_when_not_installed(monkeypatch, tmp_path):
-    monkeypatch.setattr(interactive.importlib.util, "find_spec", lambda name: None if name == "tensorboard" else importlib.util.find_spec(name))
+    monkeypatch.setattr(
+        interactive.importlib.util, "find_spec", lambda name: None if name == "tensorboard" else importlib.util.find_spec(name)
+    )
     assert "not installed" in show_tensorboard(tmp_path)
 
 
@@ -221,9 +231,18 @@ def test_chdir_to_repository_root_finds_the_clone(tmp_path, monkeypatch):
 def test_recall_table_formats_mean_and_std_in_percent():
     import pandas as pd
 
-    summary = pd.DataFrame([
-        {"method": "exact", "recall@1_mean": 0.5, "recall@1_std": 0.01, "query_s_mean": 0.2, "query_s_std": float("nan"), "candidates_mean": 1000.0},
-    ])  # fmt: skip
+    summary = pd.DataFrame(
+        [
+            {
+                "method": "exact",
+                "recall@1_mean": 0.5,
+                "recall@1_std": 0.01,
+                "query_s_mean": 0.2,
+                "query_s_std": float("nan"),
+                "candidates_mean": 1000.0,
+            },
+        ]
+    )
     table = recall_table(summary, (1,))
     assert table.loc["exact", "R@1"] == "50.00 ± 1.00"
     assert table.loc["exact", "Time (s)"] == "0.200 ± 0.000"

@@ -33,10 +33,14 @@ def test_soft_triplet_by_hand_on_two_pairs():
     composed = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
     targets = torch.tensor([[0.0, 1.0], [2.0, 0.0]])
     terms = [
-        softplus(1 - 1), softplus(1 - 4),  # anchor 0: positive 2, negatives 1, 3
-        softplus(1 - 1), softplus(1 - 2),  # anchor 1: positive 3, negatives 0, 2
-        softplus(1 - 2), softplus(1 - 5),  # anchor 2: positive 0, negatives 1, 3
-        softplus(1 - 4), softplus(1 - 5),  # anchor 3: positive 1, negatives 0, 2
+        softplus(1 - 1),
+        softplus(1 - 4),  # anchor 0: positive 2, negatives 1, 3
+        softplus(1 - 1),
+        softplus(1 - 2),  # anchor 1: positive 3, negatives 0, 2
+        softplus(1 - 2),
+        softplus(1 - 5),  # anchor 2: positive 0, negatives 1, 3
+        softplus(1 - 4),
+        softplus(1 - 5),  # anchor 3: positive 1, negatives 0, 2
     ]
     loss = soft_triplet_loss(composed, targets, torch.Generator().manual_seed(0))
     assert loss.item() == pytest.approx(sum(terms) / len(terms), rel=1e-5)
@@ -109,7 +113,6 @@ def soft_triplet_gradients(gradient: str) -> tuple[float, torch.Tensor, torch.Te
     ) / len(TWO_PAIR_TRIPLETS)
     reference_value.backward()
     return loss.item(), ours, pool.grad
-
 
 
 def test_soft_triplet_default_gradient_is_the_originals_half_step_with_the_same_value():

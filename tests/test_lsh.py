@@ -110,12 +110,14 @@ def test_original_protocol_equals_the_notebook_loop(n_tables: int) -> None:
     rng = np.random.default_rng(4)
     # Unseen points of the clusters (large and small buckets), points between or against
     # the clusters (often empty buckets), and gallery items excluded as their own source.
-    queries = np.concatenate([
-        _clustered(30, 12, 6, 0.6, seed=1),
-        -gallery[:10],
-        _unit(rng.standard_normal((20, 12))),
-        gallery[::30],
-    ]).astype(np.float32)
+    queries = np.concatenate(
+        [
+            _clustered(30, 12, 6, 0.6, seed=1),
+            -gallery[:10],
+            _unit(rng.standard_normal((20, 12))),
+            gallery[::30],
+        ]
+    ).astype(np.float32)
     exclude = np.concatenate([rng.integers(-1, 300, size=60), np.arange(0, 300, 30)])
     config = LSHConfig(n_bits=8, n_tables=n_tables, seed=5, query_block=4, protocol="original")
     index = LSHIndex.build(gallery, config)

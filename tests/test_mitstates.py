@@ -5,13 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from fixture_trees import write_mitstates
 
 from tirg.cli import main
 from tirg.data import MITStatesDataset, PairView, SourceGroupedBatchSampler, default_pairs_per_source, image_transform, load_dataset
 from tirg.errors import DataError
 
-from fixture_trees import write_mitstates
 
 @pytest.fixture(scope="module")
 def mit(tmp_path_factory) -> Path:

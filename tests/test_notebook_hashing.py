@@ -7,9 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from PIL import Image
-
 from hashing_fixtures import write_cub
+from PIL import Image
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_deep_hashing.ipynb"
 FIGURES = ("training_curve.png", "map_per_bits.png", "neighbours.png")
@@ -36,7 +35,9 @@ def test_notebook_runs_and_writes_figures(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_without_the_data_set_the_notebook_stops_saying_where_cub_comes_from(tmp_path: Path) -> None:
-    from notebook_runner import NotebookCellError, parameters_cell_index, run_notebook
+    from notebook_runner import NotebookCellError, run_notebook
+
+    from tirg.notebook_run import parameters_cell_index
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     parameters = notebook.cells[parameters_cell_index(notebook)].source

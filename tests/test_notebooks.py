@@ -10,12 +10,13 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from notebook_runner import REPO_ROOT, NotebookCellError, run_notebook
 from PIL import Image
 
-from notebook_runner import REPO_ROOT, NotebookCellError, parameters_cell_index, run_notebook
 from tirg.checkpoint import load_checkpoint
-from tirg.features import load_feature_cache
 from tirg.data import CSSGeneratorConfig, generate_css
+from tirg.features import load_feature_cache
+from tirg.notebook_run import parameters_cell_index
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 # More test images than the top 100 the comparison ranks.
@@ -40,7 +41,13 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(work: Path) -> nbformat.NotebookNode:
     """Notebook 01 at smoke size; 02 and 03 read the best checkpoint it keeps, as in the walkthrough."""
-    parameters = {"smoke": True, "dataset_path": str(work / "css"), "run_dir": str(work / "run"), "figures_dir": str(work / "figures"), "device": "cpu"}
+    parameters = {
+        "smoke": True,
+        "dataset_path": str(work / "css"),
+        "run_dir": str(work / "run"),
+        "figures_dir": str(work / "figures"),
+        "device": "cpu",
+    }
     return run_notebook(NOTEBOOKS / "01_train.ipynb", parameters, work)
 
 
@@ -129,12 +136,21 @@ def test_retrieve_example_notebook_draws_queries_and_builds_the_widget(work, tra
     [
         ("01_train.ipynb", {"pretrained_model": "{work}/nowhere.pth"}, "tirg train --dataset css"),
         ("02_compute_recall.ipynb", {"checkpoint": "{work}/nowhere.pth"}, "tirg train --dataset css"),
-        ("03_retrieve_example.ipynb", {"checkpoint": "{work}/run/best_checkpoint.pth", "compute_cache_if_missing": False, "cache_dir": "{work}/no_cache"},
-         "python compute_and_save.py --checkpoint {work}/run/best_checkpoint.pth --out {work}/no_cache"),
+        (
+            "03_retrieve_example.ipynb",
+            {"checkpoint": "{work}/run/best_checkpoint.pth", "compute_cache_if_missing": False, "cache_dir": "{work}/no_cache"},
+            "python compute_and_save.py --checkpoint {work}/run/best_checkpoint.pth --out {work}/no_cache",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_missing_artefact_stops_at_the_first_cell_that_needs_it(work, trained, notebook, parameters, command):
-    values = {"smoke": True, "dataset_path": str(work / "css"), "run_dir": str(work / "unused_run"), "figures_dir": str(work / "unused_figures"), "device": "cpu"}
+    values = {
+        "smoke": True,
+        "dataset_path": str(work / "css"),
+        "run_dir": str(work / "unused_run"),
+        "figures_dir": str(work / "unused_figures"),
+        "device": "cpu",
+    }
     values.update({name: value.format(work=work) if isinstance(value, str) else value for name, value in parameters.items()})
     if notebook != "01_train.ipynb":
         values = {name: value for name, value in values.items() if name not in ("dataset_path", "run_dir")}
@@ -145,7 +161,9 @@ def test_a_missing_artefact_stops_at_the_first_cell_that_needs_it(work, trained,
     assert "require_checkpoint(" in error.source or "require_feature_cache(" in error.source
     executed = nbformat.read(work / notebook, as_version=4)
     failing = [i for i, cell in enumerate(executed.cells) if any(o.get("output_type") == "error" for o in cell.get("outputs", []))]
-    needing = [i for i, cell in enumerate(executed.cells) if "require_checkpoint(" in cell.source or "require_feature_cache(" in cell.source]
+    needing = [
+        i for i, cell in enumerate(executed.cells) if "require_checkpoint(" in cell.source or "require_feature_cache(" in cell.source
+    ]
     assert failing == [error.index] == needing[:1]
     assert not (work / "unused_figures").exists()
 
@@ -167,11 +185,15 @@ def test_committed_notebooks_are_stripped_thin_and_relative(path):
         defined = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
         assert not defined, f"{path.name} cell {index} defines a function or class; move it into the package"
         if index != parameters:
-            absolute = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith(("/", "~"))]
+            absolute = [
+                n.value
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith(("/", "~"))
+            ]
             assert not absolute, f"{path.name} cell {index} names a path outside the repository: {absolute}"
 
 
-WALKTHROUGH = ["01_train.ipynb", "02_compute_recall.ipynb", "03_retrieve_example.ipynb"]
+WALKTHROUGH = ["01_train.ipynb", "02_compute_recall.ipynb", "03_retrieve_example.ipynb", "04_deep_hashing.ipynb"]
 OUTPUT_PARAMETERS = ("run_dir", "runs_dir", "cache_dir", "results_dir", "figures_dir")
 
 
@@ -206,7 +228,9 @@ def test_run_notebooks_script_runs_a_notebook_with_parameters_set(tmp_path, caps
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell('figures_dir = "results/notebook_figures"\nrepeats = 5', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("from pathlib import Path\nPath(figures_dir).mkdir()\n(Path(figures_dir) / 'n.txt').write_text(str(repeats))"),
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\nPath(figures_dir).mkdir()\n(Path(figures_dir) / 'n.txt').write_text(str(repeats))"
+        ),
     ]
     path = tmp_path / "tiny.ipynb"
     nbformat.write(nb, path)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
-
 from fixture_trees import write_cub_fashion200k
 from notebook_runner import REPO_ROOT, run_notebook
-from tirg.compare import draw_samples
+from PIL import Image
+
 from tirg.checkpoint import load_checkpoint
+from tirg.compare import draw_samples
 from tirg.data import load_dataset
 from tirg.evaluate import metrics_from_features
 from tirg.features import dataset_for_cache, load_feature_cache
@@ -43,8 +43,11 @@ def assert_png(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def birds_tree(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """CUB-50 photos of seven classes in Fashion200k's format (tests/fixture_trees.py), 2 per class and split (14 test queries: one smoke sample holds them all), 64 px."""
-    return write_cub_fashion200k(tmp_path_factory.mktemp("birds") / "Fashion200k", shared_data / "cub50" / "CUB_200_2011", per_class=2, size=64)
+    """CUB-50 photos of seven classes in Fashion200k's format (tests/fixture_trees.py), 2 per class and split (14
+    test queries: one smoke sample holds them all), 64 px."""
+    return write_cub_fashion200k(
+        tmp_path_factory.mktemp("birds") / "Fashion200k", shared_data / "cub50" / "CUB_200_2011", per_class=2, size=64
+    )
 
 
 @pytest.fixture(scope="module", params=["fashion200k", "mitstates", "birds"])

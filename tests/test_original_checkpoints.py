@@ -269,7 +269,12 @@ def test_export_then_import_is_the_identity(tiny_css, css_texts, tmp_path):
         raw = torch.load(exported, weights_only=True)
     assert set(raw) == {"it", "opt", "model_state_dict", "vocabulary"} and raw["it"] == 77
     assert isinstance(raw["opt"], argparse.Namespace) and raw["opt"].model == "tirg" and raw["opt"].learning_rate == 0.02
-    names = {"text_model.embedding_layer.weight", "img_model.fc.0.weight", "gated_feature_composer.1.running_mean", "res_info_composer.5.bias"}
+    names = {
+        "text_model.embedding_layer.weight",
+        "img_model.fc.0.weight",
+        "gated_feature_composer.1.running_mean",
+        "res_info_composer.5.bias",
+    }
     assert names <= set(raw["model_state_dict"])
     assert raw["model_state_dict"]["normalization_layer.norm_s"].shape == (1,)
 

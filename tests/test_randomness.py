@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from hashing_fixtures import write_cub
 from torchvision.transforms import functional as TF
 
-from hashing_fixtures import write_cub
 from tirg.checkpoint import make_checkpoint, restore_rng_state
 from tirg.hashing.data import AugmentedImages, load_cub
 from tirg.hashing.train import HashTrainConfig, train_hashing
@@ -26,7 +26,10 @@ def test_streams_are_distinct_and_the_batch_stream_keeps_its_seeds():
     # The loss's triplets used to come from the very generator the grouped batch sampler drew batch i from.
     batch, triplets = seeded_generator(0, 4), seeded_generator(0, 4, Stream.TRIPLETS)
     assert not torch.equal(torch.rand(8, generator=batch), torch.rand(8, generator=triplets))
-    assert torch.equal(torch.rand(8, generator=seeded_generator(5, 2, Stream.AUGMENTATION, 9)), torch.rand(8, generator=seeded_generator(5, 2, Stream.AUGMENTATION, 9)))
+    assert torch.equal(
+        torch.rand(8, generator=seeded_generator(5, 2, Stream.AUGMENTATION, 9)),
+        torch.rand(8, generator=seeded_generator(5, 2, Stream.AUGMENTATION, 9)),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fixture_trees import write_cub_fashion200k
+
 from tirg.cli import main
 from tirg.data import load_dataset
 from tirg.models.backbones import offline_imagenet_available
@@ -19,7 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def birds(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_cub_fashion200k(tmp_path_factory.mktemp("birds") / "Fashion200k", shared_data / "cub50" / "CUB_200_2011", per_class=16, size=64)  # lsh.py needs a gallery over 100
+    return write_cub_fashion200k(
+        tmp_path_factory.mktemp("birds") / "Fashion200k", shared_data / "cub50" / "CUB_200_2011", per_class=16, size=64
+    )  # lsh.py needs a gallery over 100
 
 
 def test_bird_captions_mine_real_one_word_queries(birds: Path) -> None:
@@ -35,7 +37,9 @@ def test_bird_captions_mine_real_one_word_queries(birds: Path) -> None:
 
 # tirg with the backbone frozen (its features cached once), concat fine-tuned end to end.
 @pytest.mark.parametrize(("model", "freeze"), [("tirg", True), ("concat", False)])
-def test_pretrained_backbone_through_check_train_eval_cache_and_lsh(birds: Path, model: str, freeze: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pretrained_backbone_through_check_train_eval_cache_and_lsh(
+    birds: Path, model: str, freeze: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     if not offline_imagenet_available():
         pytest.skip("the 'pretrained' extra is not installed")
     assert main(["data", "check", "--dataset", "fashion200k", "--dataset_path", str(birds)]) == 0

@@ -53,11 +53,25 @@ def test_a_test_query_on_a_cache_finds_its_ground_truth_and_frames_the_hits(css_
     checkpoint, cache_dir, _ = css_run
     cache = load_feature_cache(cache_dir)
     k = 5
-    expected = {i: ranking(cache.gallery_features, cache.query_features[i], k, int(cache.query_sources[i])) for i in range(len(cache.queries))}
+    expected = {
+        i: ranking(cache.gallery_features, cache.query_features[i], k, int(cache.query_sources[i])) for i in range(len(cache.queries))
+    }
     # A query whose target caption the model ranks in its top k.
     index = next(i for i, ids in expected.items() if any(cache.gallery_captions[j] == cache.target_captions[i] for j in ids))
     figure = tmp_path / "query.png"
-    report = run_json(capsys, "--checkpoint", str(checkpoint), "--cache", str(cache_dir), "--query_index", str(index), "--top_k", str(k), "--out", str(figure))
+    report = run_json(
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--cache",
+        str(cache_dir),
+        "--query_index",
+        str(index),
+        "--top_k",
+        str(k),
+        "--out",
+        str(figure),
+    )
     ids = [row["id"] for row in report["results"]]
     assert ids == expected[index]
     assert int(cache.query_sources[index]) not in ids  # the protocol: a test query's source is left out
@@ -75,7 +89,24 @@ def test_a_test_query_on_a_cache_finds_its_ground_truth_and_frames_the_hits(css_
     assert (pixels == hit_rgb).all(axis=1).sum() > 100
 
     # The same query with the split embedded now (no cache), printed as plain text.
-    assert main(["retrieve", "--checkpoint", str(checkpoint), "--dataset_path", str(cache.manifest["dataset_path"]), "--query_index", str(index), "--top_k", str(k), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "retrieve",
+                "--checkpoint",
+                str(checkpoint),
+                "--dataset_path",
+                str(cache.manifest["dataset_path"]),
+                "--query_index",
+                str(index),
+                "--top_k",
+                str(k),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f'query: {query["image"]} + "{query["text"]}"'
     printed = [line.split() for line in lines[1:] if line.strip() and not line.startswith("wrote")]
@@ -94,7 +125,9 @@ def test_any_photo_with_a_text_is_composed_and_searched_without_exclusion(css_ru
     # A photo outside the gallery, at another size and format.
     photo = tmp_path / "upload.jpg"
     dataset.load_image(7).resize((100, 80)).save(photo)
-    report = run_json(capsys, "--checkpoint", str(checkpoint), "--cache", str(cache_dir), "--image", str(photo), "--text", text, "--top_k", "4")
+    report = run_json(
+        capsys, "--checkpoint", str(checkpoint), "--cache", str(cache_dir), "--image", str(photo), "--text", text, "--top_k", "4"
+    )
     feature = compose_query(model, Image.open(photo), text, query_transform(cache, dataset))
     assert [row["id"] for row in report["results"]] == ranking(cache.gallery_features, feature, 4)
     assert [row["hit"] for row in report["results"]] == [None] * 4 and report["query"]["target"] is None
@@ -104,7 +137,19 @@ def test_any_photo_with_a_text_is_composed_and_searched_without_exclusion(css_ru
     source = int(cache.query_sources[0])
     text = str(cache.queries["text"].iloc[0])
     size = len(cache.gallery)
-    report = run_json(capsys, "--checkpoint", str(checkpoint), "--cache", str(cache_dir), "--image", cache.gallery["path"].iloc[source], "--text", text, "--top_k", str(size))
+    report = run_json(
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--cache",
+        str(cache_dir),
+        "--image",
+        cache.gallery["path"].iloc[source],
+        "--text",
+        text,
+        "--top_k",
+        str(size),
+    )
     ids = [row["id"] for row in report["results"]]
     assert sorted(ids) == list(range(size))
     feature = compose_query(model, dataset.load_image(source), text, query_transform(cache, dataset))
@@ -152,7 +197,9 @@ def test_retrieve_on_each_real_data_set_loader(name, fashion200k_tree, mitstates
     # 32 px: one step at 16 px on the MIT-States fixture gives NaN weights (reported, not explained).
     size = 32
     seed_everything(0)
-    config = TrainConfig(dataset=name, dataset_path=str(root), num_iters=1, batch_size=4, embed_dim=16, image_size=size, device="cpu", checkpoint_every=1)
+    config = TrainConfig(
+        dataset=name, dataset_path=str(root), num_iters=1, batch_size=4, embed_dim=16, image_size=size, device="cpu", checkpoint_every=1
+    )
     checkpoint = train(config, run_dir=tmp_path / "run").checkpoint
     cache_dir = compute_and_save(checkpoint, tmp_path / "cache")
     # The reference: the library's evaluation features, ranked by the slow sort under the data set's protocol.
@@ -173,6 +220,18 @@ def test_retrieve_on_each_real_data_set_loader(name, fashion200k_tree, mitstates
     # Any photo of the data set's kind, copied outside the tree.
     photo = tmp_path / f"photo{dataset.image_files[0].suffix}"
     shutil.copy(dataset.image_files[0], photo)
-    report = run_json(capsys, "--checkpoint", str(checkpoint), "--cache", str(cache_dir), "--image", str(photo), "--text", "make it red", "--top_k", str(k))
+    report = run_json(
+        capsys,
+        "--checkpoint",
+        str(checkpoint),
+        "--cache",
+        str(cache_dir),
+        "--image",
+        str(photo),
+        "--text",
+        "make it red",
+        "--top_k",
+        str(k),
+    )
     feature = compose_query(model, Image.open(photo), "make it red", transform)
     assert [row["id"] for row in report["results"]] == ranking(l2_normalize(images), feature, k)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from hashing_fixtures import write_cub, write_dogs
+
 from tirg.checkpoint import load_checkpoint
 from tirg.cli import main
 from tirg.data import CSSGeneratorConfig, generate_css
@@ -357,4 +357,3 @@ def test_main_py_run_with_a_missing_data_folder_leaves_no_run_folder(tmp_path):
     assert finished.returncode == 2, finished.stderr
     assert "missing" in finished.stderr
     assert not runs.exists() or list(runs.iterdir()) == []
-

@@ -11,9 +11,9 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT, _shared_data_dir
 from hashing_fixtures import write_cub
+
 from tirg.checkpoint import load_checkpoint
 
 
@@ -154,7 +154,9 @@ def test_a_seed_command_line_without_its_data_fails_naming_it_and_leaves_no_run_
     # Not even an empty run folder, or its TensorBoard log, is left (a --log_dir parent may stay).
     assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
     comment = option(argv, "--comment")
-    run_named = [path for path in tmp_path.rglob("*") if path.is_dir() and (path.name.endswith("bits") or (comment and path.name.endswith(comment)))]
+    run_named = [
+        path for path in tmp_path.rglob("*") if path.is_dir() and (path.name.endswith("bits") or (comment and path.name.endswith(comment)))
+    ]
     assert run_named == []
 
 
@@ -164,7 +166,10 @@ def test_a_seed_command_line_without_its_data_fails_naming_it_and_leaves_no_run_
         (["--dataset=css", "--num_iters=5"], ["train", "--dataset=css", "--num_iters=5"]),
         (["--dataset_name", "CUB", "--margin", "-1"], ["hash", "train", "--dataset_name", "CUB", "--margin", "-1"]),
         # The DNNH original's own data folder flags.
-        (["--dataset_name", "Stanford_Dogs", "--datapath_dog", "d"], ["hash", "train", "--dataset_name", "Stanford_Dogs", "--datapath_dog", "d"]),
+        (
+            ["--dataset_name", "Stanford_Dogs", "--datapath_dog", "d"],
+            ["hash", "train", "--dataset_name", "Stanford_Dogs", "--datapath_dog", "d"],
+        ),
     ],
 )
 def test_each_reading_is_chosen_by_the_flags_only_it_has(argv, expected):

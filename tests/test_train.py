@@ -9,10 +9,10 @@ from tirg.checkpoint import load_checkpoint, load_model
 from tirg.cli import main
 from tirg.data import image_transform, load_dataset
 from tirg.evaluate import evaluate
-from tirg.runtime import seed_everything
-from tirg.train import CHECKPOINT_NAME, TrainConfig, make_optimizer, set_learning_rate, train
 from tirg.models import build_model
+from tirg.runtime import seed_everything
 from tirg.text import Vocabulary
+from tirg.train import CHECKPOINT_NAME, TrainConfig, make_optimizer, set_learning_rate, train
 
 
 def tiny_config(dataset_path, **changes) -> TrainConfig:
@@ -194,7 +194,10 @@ def test_resume_through_the_cli_continues_the_run_as_it_was(tiny_css, tmp_path, 
     # Any other training flag is refused, also when given its default value.
     assert main(["train", "--resume", str(run), "--seed", "0", "--learning_rate", "0.1", "--use_bert", "False"]) == 2
     error = capsys.readouterr().err
-    assert "--learning_rate, --seed, --use_bert cannot change" in error and "only --device, --loader_num_workers, --cache_images, --channels_last, --num_iters" in error
+    assert (
+        "--learning_rate, --seed, --use_bert cannot change" in error
+        and "only --device, --loader_num_workers, --cache_images, --channels_last, --num_iters" in error
+    )
     # A checkpoint whose model differs from the run's config.json is refused.
     saved = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**saved, "model": "concat", "embed_dim": 32}))

@@ -54,7 +54,11 @@ def test_the_cache_holds_the_backbone_on_evaluation_images(tiny_css: Path, start
     pairs = PairView(trainset, transform, seed=0)
     source, text, target = FeaturePairView(pairs, features)[(5, 3)]
     pair = pairs.pair((5, 3))
-    assert text == pair.text and np.array_equal(source.numpy(), features[pair.source]) and np.array_equal(target.numpy(), features[pair.target])
+    assert (
+        text == pair.text
+        and np.array_equal(source.numpy(), features[pair.source])
+        and np.array_equal(target.numpy(), features[pair.target])
+    )
 
 
 def test_frozen_steps_change_only_the_heads_and_resume_reuses_the_cache(tiny_css: Path, start: Path, tmp_path: Path) -> None:
@@ -71,10 +75,32 @@ def test_frozen_steps_change_only_the_heads_and_resume_reuses_the_cache(tiny_css
     assert {"img_model.fc.weight", "img_model.fc.bias", "composer.2.weight", "text_model.lstm.weight_ih_l0"} <= changed
 
 
-def test_cli_frozen_run_reports_what_eval_gives_and_a_stale_cache_is_refused(tiny_css: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_frozen_run_reports_what_eval_gives_and_a_stale_cache_is_refused(
+    tiny_css: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cache, runs = tmp_path / "features", tmp_path / "runs"
-    argv = ["train", "--dataset_path", str(tiny_css), "--model", "tirg", "--embed_dim", "16", "--batch_size", "4", "--num_iters", "3",
-            "--image_size", "32", "--device", "cpu", "--freeze_backbone", "--feature_cache", str(cache), "--log_dir", str(runs)]  # fmt: skip
+    argv = [
+        "train",
+        "--dataset_path",
+        str(tiny_css),
+        "--model",
+        "tirg",
+        "--embed_dim",
+        "16",
+        "--batch_size",
+        "4",
+        "--num_iters",
+        "3",
+        "--image_size",
+        "32",
+        "--device",
+        "cpu",
+        "--freeze_backbone",
+        "--feature_cache",
+        str(cache),
+        "--log_dir",
+        str(runs),
+    ]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     run = Path(report["run_dir"])
@@ -110,7 +136,9 @@ def test_checkpoint_and_feature_cache_record_the_preprocessing_and_a_cache_witho
     del manifest["preprocessing"]["backbone"]  # as a cache written before backbones' preprocessing was recorded
     (cache / "manifest.json").write_text(json.dumps(manifest))
     load_feature_cache(cache)  # without a checkpoint to compare with, it still loads
-    with pytest.raises(CacheError, match=r"computed with preprocessing .* but .* was trained with .*recompute it with `python compute_and_save.py"):
+    with pytest.raises(
+        CacheError, match=r"computed with preprocessing .* but .* was trained with .*recompute it with `python compute_and_save.py"
+    ):
         load_feature_cache(cache, checkpoint=checkpoint)
 
 
@@ -118,5 +146,11 @@ def test_a_timm_backbone_records_its_own_data_config() -> None:
     pytest.importorskip("timm")
     record = preprocessing_record(TimmEncoder("tf_efficientnet_lite0", 8), 64)
     # timm's pretrained config of tf_efficientnet_lite0: TensorFlow's statistics, bicubic, crop 0.875 of 256.
-    assert record["backbone"] == {"image_size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bicubic", "crop_pct": 0.875}
+    assert record["backbone"] == {
+        "image_size": 224,
+        "mean": [0.5, 0.5, 0.5],
+        "std": [0.5, 0.5, 0.5],
+        "interpolation": "bicubic",
+        "crop_pct": 0.875,
+    }
     assert record["image_size"] == 64 and record["mean"] == [0.485, 0.456, 0.406]

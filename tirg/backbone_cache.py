@@ -47,7 +47,9 @@ def image_list_sha256(files: Sequence[str | Path]) -> str:
     return hashlib.sha256("\n".join(str(Path(f).resolve()) for f in files).encode()).hexdigest()
 
 
-def cache_identity(backbone: str, weights: str | None, weights_sha256: str, preprocessing: dict[str, Any], transform: str, files: Sequence[str | Path]) -> dict[str, Any]:
+def cache_identity(
+    backbone: str, weights: str | None, weights_sha256: str, preprocessing: dict[str, Any], transform: str, files: Sequence[str | Path]
+) -> dict[str, Any]:
     """What a cache's features depend on; two caches with the same identity hold the same numbers."""
     return {
         "format": FORMAT,
@@ -85,7 +87,10 @@ def load_backbone_features(cache_dir: str | Path, identity: dict[str, Any]) -> n
         )
     features = np.load(cache_dir / FEATURES, mmap_mode="r")
     if features.dtype != np.float32 or features.shape != (identity["images"]["count"], manifest.get("dim")):
-        raise CacheError(f"{cache_dir / FEATURES} is {features.dtype} {features.shape}, the manifest says float32 [{identity['images']['count']}, {manifest.get('dim')}]")
+        raise CacheError(
+            f"{cache_dir / FEATURES} is {features.dtype} {features.shape}, "
+            f"the manifest says float32 [{identity['images']['count']}, {manifest.get('dim')}]"
+        )
     return features
 
 

@@ -230,7 +230,7 @@ def _run_train(args: argparse.Namespace) -> int:
         seed_everything(config.seed)
         # A new run's folder (and the TensorBoard events file in it) goes when the run fails before its first checkpoint.
         keep = removed_unless_checkpointed(run_dir, (CHECKPOINT_NAME, BEST_CHECKPOINT_NAME)) if main and not args.resume else nullcontext()
-        with keep, (SummaryWriter(str(run_dir)) if main else nullcontext()) as writer:
+        with keep, SummaryWriter(str(run_dir)) if main else nullcontext() as writer:
             result = train(config, run_dir=run_dir, resume=args.resume, writer=writer, progress=main)
     finally:
         distributed.shutdown()
@@ -238,7 +238,9 @@ def _run_train(args: argparse.Namespace) -> int:
         return 0
     summary = {"run_dir": str(result.run_dir), "iteration": result.iteration, **result.metrics}
     if result.best_checkpoint is not None:
-        summary.update(best_checkpoint=str(result.best_checkpoint), best_iteration=result.best_iteration, best_val_loss=result.best_val_loss)
+        summary.update(
+            best_checkpoint=str(result.best_checkpoint), best_iteration=result.best_iteration, best_val_loss=result.best_val_loss
+        )
         summary["stopped_early"] = result.stopped_early
     print(json.dumps(summary, indent=2))
     return 0
@@ -254,8 +256,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, checkpoint = load_model(args.checkpoint, device)
     config = TrainConfig.from_dict(checkpoint["config"])
-    dataset = with_query_texts(config, load_dataset(config.dataset, args.dataset_path or config.dataset_path, args.split, **config.dataset_options()))
-    metrics = evaluate(model, dataset, image_transform(config.resolved_image_size()), batch_size=args.batch_size, device=device, progress=True)
+    dataset = with_query_texts(
+        config, load_dataset(config.dataset, args.dataset_path or config.dataset_path, args.split, **config.dataset_options())
+    )
+    metrics = evaluate(
+        model, dataset, image_transform(config.resolved_image_size()), batch_size=args.batch_size, device=device, progress=True
+    )
     print(json.dumps({"checkpoint": args.checkpoint, "iteration": checkpoint["iteration"], **metrics}, indent=2))
     return 0
 
@@ -328,16 +334,26 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _add_index_parser(commands: argparse._SubParsersAction) -> None:
-    index = commands.add_parser("index", help="FAISS (or the project's LSH) index over a feature cache: build it, search it against exact search")
+    index = commands.add_parser(
+        "index", help="FAISS (or the project's LSH) index over a feature cache: build it, search it against exact search"
+    )
     sub = index.add_subparsers(dest="index_command", required=True)
-    build = sub.add_parser("build", help="train on a seeded sample of the cache's gallery, add the gallery, write the index and its manifest")
+    build = sub.add_parser(
+        "build", help="train on a seeded sample of the cache's gallery, add the gallery, write the index and its manifest"
+    )
     build.add_argument("--cache", required=True, help="feature cache folder (compute_and_save.py)")
     build.add_argument("--kind", required=True, choices=("flat", "ivf", "ivfpq", "hnsw", "lsh"))
     build.add_argument("--out", required=True, help="index folder to write (absent, empty, or with --overwrite an earlier index)")
-    for flag, what in (("nlist", "inverted lists (ivf, ivfpq; default about 4 sqrt(N))"), ("m", "PQ sub-quantisers (ivfpq, default 64) or HNSW neighbours (hnsw, default 32)"),
-                       ("nbits", "bits per PQ code (ivfpq, default 8) or per LSH table (lsh, default 18)"), ("tables", "LSH tables (default 128)"),
-                       ("probe_radius", "LSH multi-probe radius (default 0)"), ("nprobe", "lists probed by default at search (ivf, ivfpq; default 16)"),
-                       ("ef_search", "HNSW search beam by default (default 64)"), ("shard", "build only this shard of --shards (to build shards apart)")):  # fmt: skip
+    for flag, what in (
+        ("nlist", "inverted lists (ivf, ivfpq; default about 4 sqrt(N))"),
+        ("m", "PQ sub-quantisers (ivfpq, default 64) or HNSW neighbours (hnsw, default 32)"),
+        ("nbits", "bits per PQ code (ivfpq, default 8) or per LSH table (lsh, default 18)"),
+        ("tables", "LSH tables (default 128)"),
+        ("probe_radius", "LSH multi-probe radius (default 0)"),
+        ("nprobe", "lists probed by default at search (ivf, ivfpq; default 16)"),
+        ("ef_search", "HNSW search beam by default (default 64)"),
+        ("shard", "build only this shard of --shards (to build shards apart)"),
+    ):
         build.add_argument(f"--{flag}", type=int, default=None, help=what)
     build.add_argument("--train_size", "--train-size", dest="train_size", type=int, default=100_000, help="gallery rows sampled to train")
     build.add_argument("--shards", type=int, default=1, help="split the gallery into this many contiguous shard files")
@@ -346,7 +362,9 @@ def _add_index_parser(commands: argparse._SubParsersAction) -> None:
     search = sub.add_parser("search", help="recall@k, top-k overlap with exact search, time per 1,000 queries and memory, as JSON")
     search.add_argument("--index", required=True, action="append", help="index folder; repeat for shards built apart")
     search.add_argument("--cache", required=True, help="the feature cache the index was built from")
-    search.add_argument("--dataset_path", "--dataset-path", dest="dataset_path", help="where the cache's data set is now (scores the queries)")
+    search.add_argument(
+        "--dataset_path", "--dataset-path", dest="dataset_path", help="where the cache's data set is now (scores the queries)"
+    )
     search.add_argument("--nprobe", type=int, default=None, help="lists probed (ivf, ivfpq; default: the build's)")
     search.add_argument("--ef_search", "--ef-search", dest="ef_search", type=int, default=None, help="HNSW beam (default: the build's)")
     search.add_argument("--rerank", type=int, default=0, help="score the index's best N again exactly with the cache's features (0: no)")
@@ -354,8 +372,12 @@ def _add_index_parser(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--queries", type=int, default=1000, help="queries per sample (capped at the cache's)")
     search.add_argument("--repeats", type=int, default=1, help="random query samples")
     search.add_argument("--seed", type=int, default=0, help="query samples")
-    search.add_argument("--mmap", action=argparse.BooleanOptionalAction, default=None,
-                        help="memory-map the index files (default: when they exceed half the available memory)")
+    search.add_argument(
+        "--mmap",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="memory-map the index files (default: when they exceed half the available memory)",
+    )
 
 
 def _run_index(args: argparse.Namespace) -> int:
@@ -378,7 +400,9 @@ def _run_index(args: argparse.Namespace) -> int:
     cache = load_feature_cache(args.cache)
     opened = open_index(args.index, cache, mmap=args.mmap, nprobe=args.nprobe, ef_search=args.ef_search)
     dataset = dataset_for_cache(cache, args.dataset_path)
-    report = compare_index(opened, cache, dataset, n_queries=args.queries, n_repeats=args.repeats, k=args.k, seed=args.seed, rerank=args.rerank)
+    report = compare_index(
+        opened, cache, dataset, n_queries=args.queries, n_repeats=args.repeats, k=args.k, seed=args.seed, rerank=args.rerank
+    )
     print(json.dumps(report, indent=2))
     return 0
 
@@ -387,7 +411,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from tirg.errors import TirgError
-
     from tirg.hashing.cli import run_hash
 
     runners = {"data": _run_data, "train": _run_train, "eval": _run_eval, "demo": _run_demo, "hash": run_hash, "index": _run_index}

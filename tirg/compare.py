@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 
 from tirg.data import RetrievalDataset
-from tirg.index.checks import as_exclude, as_features
-from tirg.index.exact import exact_search
 from tirg.features import FeatureCache, dataset_for_cache
 from tirg.fileio import atomic_directory, marked_kind
+from tirg.index.checks import as_exclude, as_features
+from tirg.index.exact import exact_search
 from tirg.index.lsh import LSHConfig, LSHIndex
 from tirg.metrics import DEFAULT_KS, recall_at_ks
 
@@ -173,8 +173,7 @@ def methods_for(config: CompareConfig, n_gallery: int) -> list[Method]:
     """Exact search, every LSH setting in the config and (if asked) the FAISS peers."""
     methods = [Method("exact", "exact", _build_exact)]
     methods += [
-        Method(c.label, "lsh-original" if c.protocol == "original" else "lsh", _lsh_builder(c), per_repeat=True)
-        for c in config.lsh
+        Method(c.label, "lsh-original" if c.protocol == "original" else "lsh", _lsh_builder(c), per_repeat=True) for c in config.lsh
     ]
     if config.faiss:
         from tirg.index import faiss_peers
@@ -401,8 +400,10 @@ def two_row_table(summary: pd.DataFrame, overlap_target: float, k: int = 100, ca
     setting (when compared). With one sample there is no spread, and only the mean is shown.
     caption (e.g. Comparison.sampling) goes under the table.
     """
-    hashing = [(f"Hashing, original protocol ({row['method'].removesuffix(' (original protocol)')})", row)
-               for _, row in summary[summary["family"] == "lsh-original"].iterrows()]
+    hashing = [
+        (f"Hashing, original protocol ({row['method'].removesuffix(' (original protocol)')})", row)
+        for _, row in summary[summary["family"] == "lsh-original"].iterrows()
+    ]
     if (summary["family"] == "lsh").any():
         lsh = best_lsh(summary, f"overlap@{k}_mean", overlap_target)
         hashing.append((f"Hashing, best project setting ({lsh['method']})", lsh))
@@ -422,7 +423,15 @@ def _mean_std(mean: float, std: float, digits: int) -> str:
 
 
 # What `write_outputs` writes: its folder is replaced only when it holds nothing else (and with overwrite).
-COMPARISON_FILES = ("summary.csv", "runs.csv", "table.md", "recall_vs_time.png", "recall_at_k.png", "learned_vs_random.md", "learned_vs_random.png")
+COMPARISON_FILES = (
+    "summary.csv",
+    "runs.csv",
+    "table.md",
+    "recall_vs_time.png",
+    "recall_at_k.png",
+    "learned_vs_random.md",
+    "learned_vs_random.png",
+)
 COMPARISON_RESULTS = marked_kind("search comparison folder", "tirg-search-comparison", COMPARISON_FILES)
 
 
@@ -516,10 +525,7 @@ def _ivf_methods(n_lists: int, probes: tuple[int, ...], seed: int) -> list[Metho
 
         return _faiss_builder(make)
 
-    return [
-        Method(f"faiss-ivf lists={n_lists} probe={p}", "faiss-ivf", builder(i))
-        for i, p in enumerate(probes)
-    ]
+    return [Method(f"faiss-ivf lists={n_lists} probe={p}", "faiss-ivf", builder(i)) for i, p in enumerate(probes)]
 
 
 def compare_feature_cache(
@@ -573,6 +579,8 @@ def learned_vs_random_table(summary: pd.DataFrame, k: int = 100) -> str:
             f"| {bits} | {radius} | {100 * row[f'recall@{k}_mean']:.2f} | {100 * random_row[f'recall@{k}_mean']:.2f} "
             f"| {row['candidates_mean']:.0f} | {random_row['candidates_mean']:.0f} |"
         )
-    lines.append(f"\nExact search: R@{k} {100 * exact[f'recall@{k}_mean']:.2f} with {exact['candidates_mean']:.0f} candidates "
-                 "(the whole gallery). A query with fewer than k candidates falls back to exact search and counts the whole gallery.")
+    lines.append(
+        f"\nExact search: R@{k} {100 * exact[f'recall@{k}_mean']:.2f} with {exact['candidates_mean']:.0f} candidates "
+        "(the whole gallery). A query with fewer than k candidates falls back to exact search and counts the whole gallery."
+    )
     return "\n".join(lines) + "\n"

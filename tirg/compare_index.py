@@ -56,7 +56,14 @@ def method_name(opened: OpenedIndex, rerank: int = 0) -> str:
 
 
 def compare_index(
-    opened: OpenedIndex, cache: FeatureCache, dataset: RetrievalDataset, *, n_queries: int, n_repeats: int, k: int, seed: int,
+    opened: OpenedIndex,
+    cache: FeatureCache,
+    dataset: RetrievalDataset,
+    *,
+    n_queries: int,
+    n_repeats: int,
+    k: int,
+    seed: int,
     rerank: int = 0,
 ) -> dict[str, Any]:
     """Search n_repeats seeded samples of n_queries with exact search and the index; the report as a JSON-ready dict.

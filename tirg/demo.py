@@ -11,14 +11,16 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
 
 from tirg.data import CSSGeneratorConfig, RetrievalDataset, generate_css, load_dataset
-from tirg.features import FeatureCache, compute_and_save, load_feature_cache
 from tirg.data.css_generate import CSS_DATA, DESCRIPTION_FILE
+from tirg.features import FeatureCache, compute_and_save, load_feature_cache
 from tirg.fileio import atomic_directory, atomic_write, atomic_write_text, check_output_dir, check_output_file, marked_kind
 from tirg.index import exact_search
 from tirg.plots import plot_recall_per_model, plot_retrieval
@@ -124,7 +126,7 @@ def compare_search_methods(cache: FeatureCache, results_dir: Path, images_dir: P
     written = write_outputs(comparison, results_dir / "lsh", compare_config.overlap_target, compare_config.ks)
     for path in written:
         if path.suffix == ".png":
-            atomic_write(images_dir / f"lsh_{path.name}", lambda f, png=path.read_bytes(): f.write(png))
+            atomic_write(images_dir / f"lsh_{path.name}", partial(_write_bytes, path.read_bytes()))
     table = two_row_table(comparison.summary, compare_config.overlap_target, max(compare_config.ks), comparison.sampling)
     within = fastest_lsh_within_recall(comparison.summary, k=100, max_gap=0.01)
     exact = comparison.summary[comparison.summary["family"] == "exact"].iloc[0]
@@ -162,3 +164,7 @@ def save_retrieval_example(cache: FeatureCache, testset: RetrievalDataset, path:
         path,
         target_image=testset.load_image(query.target) if query.target is not None else None,
     )
+
+
+def _write_bytes(data: bytes, file: IO[bytes]) -> None:
+    file.write(data)

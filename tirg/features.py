@@ -236,7 +236,10 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
     except ValueError as error:
         raise CacheError(f"{path}: queries.csv or gallery.csv is not as the cache writes it ({error})") from None
     if len(queries) != manifest["num_queries"] or len(gallery) != manifest["num_gallery"]:
-        raise CacheError(f"{path}: queries.csv/gallery.csv have {len(queries)}/{len(gallery)} rows, the manifest says {manifest['num_queries']}/{manifest['num_gallery']}")
+        raise CacheError(
+            f"{path}: queries.csv/gallery.csv have {len(queries)}/{len(gallery)} rows, "
+            f"the manifest says {manifest['num_queries']}/{manifest['num_gallery']}"
+        )
     return FeatureCache(path, manifest, queries=queries, gallery=gallery, **arrays)
 
 
@@ -283,7 +286,9 @@ def dataset_for_cache(cache: FeatureCache, dataset_path: str | Path | None = Non
     _check_same_items(cache, dataset, root)
     protocol = retrieval_protocol(dataset)
     if protocol != manifest["protocol"]:
-        raise CacheError(f"{cache.path}: computed for the retrieval protocol {manifest['protocol']}, the data set now has {protocol}; recompute it")
+        raise CacheError(
+            f"{cache.path}: computed for the retrieval protocol {manifest['protocol']}, the data set now has {protocol}; recompute it"
+        )
     return dataset
 
 

@@ -80,7 +80,9 @@ def make_training_inputs(config: TrainConfig, model: ComposeModel, pairs: PairVi
     dataset = pairs.dataset
 
     def compute() -> np.ndarray:
-        logger.info("computing %s backbone features of %d %s %s images into %s", config.backbone, len(dataset), dataset.name, dataset.split, cache)
+        logger.info(
+            "computing %s backbone features of %d %s %s images into %s", config.backbone, len(dataset), dataset.name, dataset.split, cache
+        )
         model.eval()
         # A private generator: drawing a loader seed from the global one would shift dropout after a resume.
         loader = torch.utils.data.DataLoader(

@@ -304,7 +304,7 @@ class RetrievalApp:
         )
 
     def _show_query_text(self) -> None:
-        self.text.placeholder = f"empty: the test query's own text, \"{self.cache.queries['text'].iloc[self.query.value]}\""
+        self.text.placeholder = f'empty: the test query\'s own text, "{self.cache.queries["text"].iloc[self.query.value]}"'
 
     def _on_query(self) -> None:
         self.source.value = "test query"
@@ -362,7 +362,17 @@ def results_html(result: RetrievalResult) -> str:
     rows = result.rows()
     if result.same_as_query is not None:
         same = result.same_as_query
-        rows = [{"rank": "same as query", "id": same, "path": str(result.dataset.image_files[same]), "caption": result.dataset.captions[same], "score": None, "hit": None}, *rows]
+        rows = [
+            {
+                "rank": "same as query",
+                "id": same,
+                "path": str(result.dataset.image_files[same]),
+                "caption": result.dataset.captions[same],
+                "score": None,
+                "hit": None,
+            },
+            *rows,
+        ]
     frame = pd.DataFrame(rows, columns=["rank", "id", "caption", "score", "hit", "path"])
     frame = frame.rename(columns={"id": "gallery id", "path": "file"})
     if result.found.hits is None:

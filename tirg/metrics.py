@@ -9,9 +9,7 @@ import numpy as np
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 50, 100)
 
 
-def encode_captions(
-    target_captions: Sequence[str], gallery_captions: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
+def encode_captions(target_captions: Sequence[str], gallery_captions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Map caption strings to integer labels shared by targets and gallery.
 
     A target caption that no gallery item has gets label -1, so it never matches.

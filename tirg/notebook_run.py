@@ -27,7 +27,9 @@ def inject_parameters(nb: nbformat.NotebookNode, parameters: dict[str, Any]) -> 
     return nb
 
 
-def execute_notebook(path: str | Path, parameters: dict[str, Any], timeout: int | None = None, kernel_name: str = "python3") -> nbformat.NotebookNode:
+def execute_notebook(
+    path: str | Path, parameters: dict[str, Any], timeout: int | None = None, kernel_name: str = "python3"
+) -> nbformat.NotebookNode:
     """Run `path` with `parameters` in its own folder (as Jupyter starts it) on kernel `kernel_name`; returns
     the executed notebook and raises nbclient's CellExecutionError, naming the cell, when one fails."""
     from nbclient import NotebookClient

@@ -125,8 +125,15 @@ def plot_learned_vs_random(summary: pd.DataFrame, path: Path, k: int = 100) -> P
         for b, group in rows.groupby(bits, sort=False):
             color, marker = _FAMILY_STYLE[family]
             group = group.sort_values("candidates_mean")
-            ax.plot(group["candidates_mean"], group[f"recall@{k}_mean"], "-" if family == "learned-hash" else "--",
-                    marker=marker, color=color, alpha=0.5 + 0.5 * (int(b) == int(bits.max())), label=f"{label} {b} bits")
+            ax.plot(
+                group["candidates_mean"],
+                group[f"recall@{k}_mean"],
+                "-" if family == "learned-hash" else "--",
+                marker=marker,
+                color=color,
+                alpha=0.5 + 0.5 * (int(b) == int(bits.max())),
+                label=f"{label} {b} bits",
+            )
     exact = summary[summary["family"] == "exact"].iloc[0]
     ax.scatter([exact["candidates_mean"]], [exact[f"recall@{k}_mean"]], marker="*", s=120, color="black", label="exact", zorder=3)
     ax.set_xlabel("candidates per query (one point per probe radius; a fallback to exact search counts the whole gallery)")

@@ -95,7 +95,10 @@ def compare_result_figure(summary: pd.DataFrame, ks: Sequence[int], overlap_targ
     figure = Figure(figsize=(12, 3.8))
     table_axes, curve_axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
     cells = [
-        [f"{100 * row[f'recall@{k}_mean']:.2f} ± {100 * _std(row[f'recall@{k}_std']):.2f}", f"{row['query_s_mean']:.3f} ± {_std(row['query_s_std']):.3f}"]
+        [
+            f"{100 * row[f'recall@{k}_mean']:.2f} ± {100 * _std(row[f'recall@{k}_std']):.2f}",
+            f"{row['query_s_mean']:.3f} ± {_std(row['query_s_std']):.3f}",
+        ]
         for row in rows
     ]
     labels = [f"No hashing\n({row['method']})" if row["family"] == "exact" else f"Hashing\n({row['method']})" for row in rows]

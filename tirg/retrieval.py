@@ -332,18 +332,17 @@ class RetrieveConfig:
         if (self.image is None) == (self.query_index is None):
             raise ValueError("give the query as --image PATH or as --query_index N (exactly one of them)")
         if self.cache is not None and (self.dataset or self.dataset_path or self.split):
-            raise ValueError("--cache brings its own data set and split: drop --dataset/--dataset_path/--split, or drop --cache to embed a split")
+            raise ValueError(
+                "--cache brings its own data set and split: drop --dataset/--dataset_path/--split, or drop --cache to embed a split"
+            )
         if self.text is not None and not self.text.strip():
-            raise ValueError("--text is empty: give the modification to apply, e.g. --text \"replace red with brown\"")
+            raise ValueError('--text is empty: give the modification to apply, e.g. --text "replace red with brown"')
         if self.image is not None and self.text is None:
             raise ValueError(f"--text is required with --image {self.image}: the modification to apply to the photo")
         if self.query_index is not None and self.query_index < 0:
             raise ValueError(f"--query_index {self.query_index}: expected a test query number >= 0")
         if self.top_k < 1 or self.batch_size < 1:
             raise ValueError(f"--top_k {self.top_k} and --batch_size {self.batch_size} must be >= 1")
-
-
-
 
 
 def retrieve(config: RetrieveConfig, progress: bool = False) -> RetrievalResult:

@@ -27,7 +27,9 @@ def resolve_device(name: str) -> torch.device:
 def check_amp(amp: bool, device: torch.device, flag: str = "--amp") -> None:
     """Refuse bfloat16 autocast on a GPU without bfloat16 (before Ampere) before any work; CPUs have it."""
     if amp and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"{flag} trains under bfloat16 autocast, which {torch.cuda.get_device_name(device)} does not support; train without {flag}")
+        raise ValueError(
+            f"{flag} trains under bfloat16 autocast, which {torch.cuda.get_device_name(device)} does not support; train without {flag}"
+        )
 
 
 class Stream(enum.IntEnum):

@@ -48,7 +48,9 @@ def pretrained_model_dir(spec: str) -> Path:
     """The local sentence-transformers folder that `spec` ('minilm' or a path) stands for."""
     path = packaged_minilm_dir() if spec == PACKAGED_MINILM else Path(spec).expanduser()
     if not path.is_dir():
-        raise CheckpointError(f"text encoder folder not found: {path} (--text_encoder); expected a local sentence-transformers model folder")
+        raise CheckpointError(
+            f"text encoder folder not found: {path} (--text_encoder); expected a local sentence-transformers model folder"
+        )
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise CheckpointError(f"{path} is not a sentence-transformers model folder (no modules.json or config.json) (--text_encoder)")
     return path

@@ -268,7 +268,9 @@ def resume_config(resume: str | Path, num_iters: int | None = None) -> TrainConf
         if recorded[name] != described[name]
     ]
     if differing:
-        raise CheckpointError(f"{path} holds another model than {config_path} describes ({'; '.join(differing)}); resume the run it belongs to")
+        raise CheckpointError(
+            f"{path} holds another model than {config_path} describes ({'; '.join(differing)}); resume the run it belongs to"
+        )
     if num_iters is not None:
         config.num_iters = num_iters
     return config
@@ -362,7 +364,11 @@ def train(
         testset.check_images()
     transform = image_transform(config.resolved_image_size())
     pairs = PairView(trainset, transform, config.seed, DecodedImages(trainset) if config.cache_images else None)
-    split = hold_out(pairs.sources, config.val_fraction, config.seed, f"{trainset.name} at {trainset.root}") if config.val_fraction > 0 else None
+    split = (
+        hold_out(pairs.sources, config.val_fraction, config.seed, f"{trainset.name} at {trainset.root}")
+        if config.val_fraction > 0
+        else None
+    )
     if split:
         logger.info("%d training items, %d held out for validation", len(split.training), len(split.validation))
     vocabulary, initial = _initial_vocabulary_and_weights(config, state, trainset)
@@ -445,7 +451,9 @@ def train(
                     raise FloatingPointError(f"validation loss became {loss} at iteration {iteration}; lower --learning_rate")
                 improved = stopping.update(loss, iteration)
                 row.update(val_loss=loss, improved=improved)
-                logger.info("iteration %d: validation loss %.4f (best %.4f at %s)", iteration, loss, stopping.best_loss, stopping.best_iteration)
+                logger.info(
+                    "iteration %d: validation loss %.4f (best %.4f at %s)", iteration, loss, stopping.best_loss, stopping.best_iteration
+                )
                 if writer is not None:
                     writer.add_scalar("validation/loss", loss, iteration)
                 if improved:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tirg.data.base import ImageView, IterationKeyedBatches, Pair, PairView, Query, RetrievalDataset, SeededBatchSampler, SourceGroupedBatchSampler
+from tirg.data.base import (
+    ImageView,
+    IterationKeyedBatches,
+    Pair,
+    PairView,
+    Query,
+    RetrievalDataset,
+    SeededBatchSampler,
+    SourceGroupedBatchSampler,
+)
 from tirg.data.css import CSSDataset, OriginalCSSDataset
 from tirg.data.css_generate import CSSGeneratorConfig, generate_css
 from tirg.data.fashion200k import Fashion200kDataset

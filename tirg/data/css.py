@@ -34,7 +34,10 @@ def _mods_to_examples(dataset: RetrievalDataset, mods: list[dict], text_key: str
             source_id, target_id = int(source_id), int(target_id)
             absent = [i for i in (source_id, target_id) if not 0 <= i < len(dataset)]
             if absent:
-                raise DataError(f"{source}: mod {number} ({text!r}) of split {dataset.split!r} names image {absent[0]}, but the split has images 0 to {len(dataset) - 1}")
+                raise DataError(
+                    f"{source}: mod {number} ({text!r}) of split {dataset.split!r} names image {absent[0]}, "
+                    f"but the split has images 0 to {len(dataset) - 1}"
+                )
             dataset.pairs.append(Pair(source_id, text, target_id))
             dataset.queries.append(Query(source_id, text, dataset.captions[target_id], target_id))
 
@@ -65,7 +68,9 @@ class CSSDataset(RetrievalDataset):
             self.captions = [str(image["caption"]) for image in images]
             self.objects: list[list[dict[str, Any]]] = [image["objects"] for image in images]
         except (KeyError, TypeError) as error:
-            raise DataError(f"{description_path}: split {split!r} lacks {error}; expected splits.{split}.images[*].file/caption/objects and .mods") from None
+            raise DataError(
+                f"{description_path}: split {split!r} lacks {error}; expected splits.{split}.images[*].file/caption/objects and .mods"
+            ) from None
         self.novel_compositions = [tuple(pair) for pair in description.get("novel_compositions", [])]
         _mods_to_examples(self, mods, "text", description_path)
 

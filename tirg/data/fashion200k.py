@@ -215,7 +215,9 @@ class Fashion200kDataset(RetrievalDataset):
 
     def _all_labelled_paths(self) -> set[str]:
         """The image paths of every category's label file of this split, loaded or not."""
-        return {line.split("\t", 1)[0] for path in self.category_label_files.values() for line in _read_text(path).splitlines() if line.strip()}
+        return {
+            line.split("\t", 1)[0] for path in self.category_label_files.values() for line in _read_text(path).splitlines() if line.strip()
+        }
 
     def query_text(self, source: int, target: int) -> str:
         return self.template.format(*different_words(self.captions[source], self.captions[target]))

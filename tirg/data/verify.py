@@ -82,7 +82,9 @@ def find_image_problems(paths: Iterable[str | Path], decode: bool = False) -> li
 
 def describe_problems(problems: Sequence[ImageProblem], total: int, what: str) -> str:
     """One message naming the first bad file and how many more there are."""
-    more = f"; {len(problems) - 1:,} more of its {total:,} image files are bad too (`tirg data check` lists them)" if len(problems) > 1 else ""
+    more = (
+        f"; {len(problems) - 1:,} more of its {total:,} image files are bad too (`tirg data check` lists them)" if len(problems) > 1 else ""
+    )
     return f"{what}: {problems[0]}{more}"
 
 

@@ -13,6 +13,7 @@ import stat
 import tarfile
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -42,7 +43,9 @@ def unpack(archive: Path, kind: str, dest: Path, strip: str = "") -> int:
     if skipped:
         logger.info("%s: %d members outside %s/ skipped, e.g. %s", archive, len(skipped), strip, skipped[:3])
     if strip and not written:
-        raise DownloadError(f"{archive} holds no files under {strip}/ (top-level entries: {sorted(set(skipped))[:10]}): its layout has changed")
+        raise DownloadError(
+            f"{archive} holds no files under {strip}/ (top-level entries: {sorted(set(skipped))[:10]}): its layout has changed"
+        )
     return written
 
 
@@ -113,7 +116,7 @@ def _unpack_tar(archive: Path, dest: Path, strip: str) -> tuple[int, list[str]]:
                 raise UnsafeArchiveError(f"{archive}: member {member.name!r} is a device, pipe or other special file; refused")
             target = member_path(archive, member.name, dest, strip)
             _standard_filter(archive, member, dest)
-            written += _place(target, member.name, member.isdir(), lambda: tar.extractfile(member), strip, skipped)
+            written += _place(target, member.name, member.isdir(), partial(tar.extractfile, member), strip, skipped)
     return written, skipped
 
 
@@ -128,5 +131,5 @@ def _unpack_zip(archive: Path, dest: Path, strip: str) -> tuple[int, list[str]]:
             if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise UnsafeArchiveError(f"{archive}: member {info.filename!r} is a device, pipe or other special file; refused")
             target = member_path(archive, info.filename, dest, strip)
-            written += _place(target, info.filename, info.is_dir(), lambda: zf.open(info), strip, skipped)
+            written += _place(target, info.filename, info.is_dir(), partial(zf.open, info), strip, skipped)
     return written, skipped

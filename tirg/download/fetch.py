@@ -149,7 +149,9 @@ def _total(content_range: str | None) -> int | None:
 
 def _http_error(url: str, error: urllib.error.HTTPError, path: Path) -> DownloadError:
     hint = " (the file may have moved: report it to the tirg maintainers)" if error.code in (403, 404, 410) else ""
-    return DownloadError(f"{url}: HTTP {error.code} {error.reason}{hint}. A copy fetched elsewhere can be put at {path}: the next run verifies and uses it")
+    return DownloadError(
+        f"{url}: HTTP {error.code} {error.reason}{hint}. A copy fetched elsewhere can be put at {path}: the next run verifies and uses it"
+    )
 
 
 def _reason(error: BaseException) -> str:

@@ -66,10 +66,16 @@ def download(
     target = root / source.folder
     manifest = read_manifest(target)
     if manifest is not None and manifest.get("source") == source.name:
-        lines = [f"{target} is already in place ({manifest.get('status')}); nothing to do", "use it: " + source.use.format(path=target, root=root)]
+        lines = [
+            f"{target} is already in place ({manifest.get('status')}); nothing to do",
+            "use it: " + source.use.format(path=target, root=root),
+        ]
         return DownloadResult(source.name, PRESENT, target, lines)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise DownloadError(f"{target} exists and was not written by `tirg data download {source.name}`; it is left as it is: move it or pick another --root")
+        raise DownloadError(
+            f"{target} exists and was not written by `tirg data download {source.name}`; it is left as it is: "
+            f"move it or pick another --root"
+        )
     downloads = root / DOWNLOADS
     downloads.mkdir(parents=True, exist_ok=True)
     for part in source.parts:
@@ -123,7 +129,9 @@ def _assemble(source: Source, downloads: Path, target: Path) -> DownloadResult:
         ok, lines = check(source, staging)
         lines = [line.replace(str(staging), str(target)) for line in lines]
         if not ok and not source.images_note:
-            raise DownloadError(f"{source.name}: the unpacked data does not pass the check; nothing was placed at {target}:\n" + "\n".join(lines))
+            raise DownloadError(
+                f"{source.name}: the unpacked data does not pass the check; nothing was placed at {target}:\n" + "\n".join(lines)
+            )
         status = READY if ok else ANNOTATIONS_ONLY
         files = [{"name": part.name, "url": part.url, "bytes": _size(downloads / part.name)} for part in source.parts]
         manifest = {"format": MANIFEST_FORMAT, "source": source.name, "status": status, "files": files, "check": lines}
@@ -185,7 +193,9 @@ def manual_steps(source: Source, missing: list[Part], downloads: Path, target: P
     lines = [f"{source.title}: some files need a browser (or a Drive client); nothing is placed until they are there."]
     for number, part in enumerate(missing, start=1):
         lines.append(f"  {number}. Open {part.url} and download {part.what}; put it at {downloads / part.name}")
-    lines.append(f"  {len(missing) + 1}. Run `tirg data download {source.name} --root {downloads.parent}` again: it checks and lays them out as")
+    lines.append(
+        f"  {len(missing) + 1}. Run `tirg data download {source.name} --root {downloads.parent}` again: it checks and lays them out as"
+    )
     lines.extend(f"       {target}/{entry}" for entry in source.layout)
     return lines
 

@@ -85,7 +85,8 @@ SOURCES: dict[str, Source] = {
             "tirg-checkpoints",
             tuple(Part(f"{TIRG_BUCKET}/pretrained_models/{file}", file, dest=file) for file in TIRG_CHECKPOINTS),
             check="checkpoints",
-            use="tirg import-checkpoint {path}/checkpoint_css3d.pth --dataset_path {root}/CSSDataset --out checkpoints/css3d.pth (after css-original)",
+            use="tirg import-checkpoint {path}/checkpoint_css3d.pth --dataset_path {root}/CSSDataset --out "
+            "checkpoints/css3d.pth (after css-original)",
             layout=tuple(f"{file}" for file in TIRG_CHECKPOINTS),
         ),
         Source(
@@ -104,10 +105,20 @@ SOURCES: dict[str, Source] = {
             (
                 Part(f"{TIRG_BUCKET}/test_queries.txt", "test_queries.txt", dest="test_queries.txt"),
                 Part(
-                    FASHION200K_DRIVE, "fashion200k_labels", kind="folder", dest="labels", manual=True,
+                    FASHION200K_DRIVE,
+                    "fashion200k_labels",
+                    kind="folder",
+                    dest="labels",
+                    manual=True,
                     what="the folder `labels` (10 files <category>_<train|test>_detect_all.txt; unzip it if Drive hands you a zip)",
                 ),  # fmt: skip
-                Part(FASHION200K_DRIVE, "women.tar.gz", kind="tar", manual=True, what="`women.tar.gz` (about 5.9 GB: the cropped images TIRG uses)"),
+                Part(
+                    FASHION200K_DRIVE,
+                    "women.tar.gz",
+                    kind="tar",
+                    manual=True,
+                    what="`women.tar.gz` (about 5.9 GB: the cropped images TIRG uses)",
+                ),
             ),
             check="fashion200k",
             use="tirg train --dataset fashion200k --dataset_path {path}",
@@ -120,7 +131,9 @@ SOURCES: dict[str, Source] = {
             (
                 Part(
                     "http://wednesday.csail.mit.edu/joseph_result/state_and_transformation/release_dataset.zip",
-                    "release_dataset.zip", kind="zip", strip="release_dataset",
+                    "release_dataset.zip",
+                    kind="zip",
+                    strip="release_dataset",
                 ),  # fmt: skip
             ),
             check="mitstates",
@@ -148,7 +161,9 @@ SOURCES: dict[str, Source] = {
             (
                 Part(
                     "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz?download=1",
-                    "CUB_200_2011.tgz", kind="tar", strip="CUB_200_2011",
+                    "CUB_200_2011.tgz",
+                    kind="tar",
+                    strip="CUB_200_2011",
                     md5="97eceeb196236b17998738112f37df78",  # the checksum CaltechDATA lists for the file
                 ),  # fmt: skip
             ),

@@ -71,7 +71,9 @@ def available_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def hamming_rank(queries: np.ndarray, database: np.ndarray, k: int | None = None, n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def hamming_rank(
+    queries: np.ndarray, database: np.ndarray, k: int | None = None, n_threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Database ids ranked by Hamming distance to each query (ties: lower index first).
 
     Args:

@@ -29,7 +29,16 @@ def frozen_identity(model: HashNet, weights: str | None, images: LabeledImages, 
     return cache_identity(model.backbone, weights, weights_hash, preprocessing, "eval: resize, centre crop", images.files)
 
 
-def split_features(model: HashNet, weights: str | None, images: LabeledImages, cache_dir: str | Path, image_size: int, batch_size: int = 100, num_workers: int = 0, device: str | torch.device = "cpu") -> torch.Tensor:
+def split_features(
+    model: HashNet,
+    weights: str | None,
+    images: LabeledImages,
+    cache_dir: str | Path,
+    image_size: int,
+    batch_size: int = 100,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """float32 [n, dim] backbone features of `images` from the cache at `cache_dir`, computed and written first if absent."""
 
     def compute() -> np.ndarray:

@@ -36,7 +36,9 @@ class HashNet(nn.Module):
     equals `forward(x)`, which lets a frozen backbone's features be computed once and only the head be trained.
     """
 
-    def __init__(self, bits: int, weights_path: str | Path | None = None, backbone: str = "resnet18", hidden_dim: int = 0, dropout: float = 0.0) -> None:
+    def __init__(
+        self, bits: int, weights_path: str | Path | None = None, backbone: str = "resnet18", hidden_dim: int = 0, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         if bits < 1:
             raise ValueError(f"bits={bits} must be >= 1 (--binary_bits)")

@@ -162,14 +162,25 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: HashTrainConfig) -
 
 
 @torch.no_grad()
-def encode(model: torch.nn.Module, images: LabeledImages, image_size: int, batch_size: int = 100, num_workers: int = 0, device: str | torch.device = "cpu") -> np.ndarray:
+def encode(
+    model: torch.nn.Module,
+    images: LabeledImages,
+    image_size: int,
+    batch_size: int = 100,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """Relaxed codes float32 [n, bits] of every image, with the evaluation transform, in file order."""
     model.eval()
-    loader = DataLoader(ImageLabelDataset(images, eval_transform(image_size)), batch_size=batch_size, num_workers=num_workers, generator=torch.Generator())
+    loader = DataLoader(
+        ImageLabelDataset(images, eval_transform(image_size)), batch_size=batch_size, num_workers=num_workers, generator=torch.Generator()
+    )
     return np.concatenate([model(batch.to(device)).cpu().numpy() for batch, _ in loader])
 
 
-def evaluate_codes(query_codes: np.ndarray, query_labels: np.ndarray, database_codes: np.ndarray, database_labels: np.ndarray) -> HashEvaluation:
+def evaluate_codes(
+    query_codes: np.ndarray, query_labels: np.ndarray, database_codes: np.ndarray, database_labels: np.ndarray
+) -> HashEvaluation:
     """mAP@all, mAP@100 and precision@100 of sign codes under Hamming ranking (ties by database index)."""
     queries, database = pack_codes(sign_codes(query_codes)), pack_codes(sign_codes(database_codes))
     _, ids = hamming_rank(queries, database)
@@ -247,7 +258,9 @@ def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -
             # A private generator: the loader would otherwise draw its worker seed from the global one.
             # Every process draws the same global batches and loads only its own slice of each.
             batches = distributed.RankSlices(sampler)
-            loader = DataLoader(images, batch_sampler=batches, num_workers=config.num_workers, generator=torch.Generator(), pin_memory=device.type == "cuda")
+            loader = DataLoader(
+                images, batch_sampler=batches, num_workers=config.num_workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
+            )
         else:
             loader = ((features[0][rows], torch.as_tensor(trainset.labels[rows])) for rows in sampler)
         model.train()
@@ -267,7 +280,9 @@ def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -
             if features is None:  # on rank 0; the others wait for its result
                 final = distributed.from_main(lambda: evaluate_model(model, trainset, testset, config, device))
             else:
-                final = evaluate_codes(encode_features(model, features[1]), testset.labels, encode_features(model, features[0]), trainset.labels)
+                final = evaluate_codes(
+                    encode_features(model, features[1]), testset.labels, encode_features(model, features[0]), trainset.labels
+                )
             record.update(final.as_dict())
             if final.map_all > best_map:
                 best_map, best_epoch = final.map_all, epoch
@@ -285,7 +300,9 @@ def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -
     return result
 
 
-def frozen_features(model: HashNet, trainset: LabeledImages, testset: LabeledImages, config: HashTrainConfig, run_dir: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def frozen_features(
+    model: HashNet, trainset: LabeledImages, testset: LabeledImages, config: HashTrainConfig, run_dir: Path, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Backbone features of the training and test images, from the cache (computed once, refused when stale)."""
     cache = Path(config.feature_cache) if config.feature_cache else run_dir / "backbone_features"
     options = {"image_size": config.image_size, "batch_size": config.eval_batch_size, "num_workers": config.num_workers, "device": device}
@@ -294,13 +311,17 @@ def frozen_features(model: HashNet, trainset: LabeledImages, testset: LabeledIma
     return train.to(device), test.to(device)
 
 
-def evaluate_model(model: HashNet, trainset: LabeledImages, testset: LabeledImages, config: HashTrainConfig, device: torch.device) -> HashEvaluation:
+def evaluate_model(
+    model: HashNet, trainset: LabeledImages, testset: LabeledImages, config: HashTrainConfig, device: torch.device
+) -> HashEvaluation:
     database = encode(model, trainset, config.image_size, config.eval_batch_size, config.num_workers, device)
     queries = encode(model, testset, config.image_size, config.eval_batch_size, config.num_workers, device)
     return evaluate_codes(queries, testset.labels, database, trainset.labels)
 
 
-def save_hash_checkpoint(path: Path, model: HashNet, optimizer: torch.optim.Optimizer, config: HashTrainConfig, epoch: int, history: list[dict[str, Any]]) -> None:
+def save_hash_checkpoint(
+    path: Path, model: HashNet, optimizer: torch.optim.Optimizer, config: HashTrainConfig, epoch: int, history: list[dict[str, Any]]
+) -> None:
     state = {
         "format": FORMAT,
         "epoch": epoch,

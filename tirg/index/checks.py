@@ -41,8 +41,7 @@ def as_exclude(exclude: np.ndarray | None, n_queries: int, n_gallery: int) -> np
     exclude = np.asarray(exclude)
     if exclude.shape != (n_queries,) or not np.issubdtype(exclude.dtype, np.integer):
         raise ValueError(
-            f"exclude must be an integer array of shape ({n_queries},), one gallery id per query, "
-            f"got {exclude.dtype} {exclude.shape}"
+            f"exclude must be an integer array of shape ({n_queries},), one gallery id per query, got {exclude.dtype} {exclude.shape}"
         )
     exclude = exclude.astype(np.int64, copy=False)
     bad = (exclude < -1) | (exclude >= n_gallery)
@@ -59,6 +58,5 @@ def check_k(k: int, n_gallery: int, exclude: np.ndarray | None) -> None:
         raise ValueError(f"k must be an integer, got {k!r}")
     if not 1 <= k <= n_gallery - n_excluded:
         raise ValueError(
-            f"k={k} must be between 1 and the gallery size {n_gallery}"
-            + (" minus the 1 excluded item per query" if n_excluded else "")
+            f"k={k} must be between 1 and the gallery size {n_gallery}" + (" minus the 1 excluded item per query" if n_excluded else "")
         )

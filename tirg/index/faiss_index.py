@@ -182,12 +182,19 @@ def cache_identity(cache: FeatureCache) -> dict[str, Any]:
 def check_index_cache(index_path: Path, built_from: dict[str, Any], cache: FeatureCache) -> None:
     """Refuse `cache` unless it is the cache the index at index_path was built from; the message names both."""
     ours = cache_identity(cache)
-    differs = [k for k in ("checkpoint_sha256", "dataset", "split", "num_gallery", "dim", "gallery_rows_sha256") if built_from.get(k) != ours[k]]
+    differs = [
+        k for k in ("checkpoint_sha256", "dataset", "split", "num_gallery", "dim", "gallery_rows_sha256") if built_from.get(k) != ours[k]
+    ]
     if not differs:
         return
+
     def describe(c: dict[str, Any]) -> str:
         sha = (c.get("checkpoint_sha256") or "none")[:12]
-        return f"{c['path']} (checkpoint {c.get('checkpoint')}, sha256 {sha}, {c.get('dataset')} {c.get('split')}, {c.get('num_gallery')} x {c.get('dim')})"
+        return (
+            f"{c['path']} (checkpoint {c.get('checkpoint')}, sha256 {sha}, {c.get('dataset')} {c.get('split')}, "
+            f"{c.get('num_gallery')} x {c.get('dim')})"
+        )
+
     why = "another checkpoint" if "checkpoint_sha256" in differs else f"other features ({', '.join(differs)} differ)"
     raise CacheError(
         f"the index {index_path} was built from the cache {describe(built_from)}, but the cache {describe(ours)} holds "
@@ -297,7 +304,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise CacheError(f"{file}: malformed JSON at line {error.lineno}: {error.msg}") from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise CacheError(f"{file}: expected 'format': {FORMAT!r}, 'version': {VERSION}, got {manifest.get('format')!r}, {manifest.get('version')!r}")
+        raise CacheError(
+            f"{file}: expected 'format': {FORMAT!r}, 'version': {VERSION}, got {manifest.get('format')!r}, {manifest.get('version')!r}"
+        )
     return manifest
 
 
@@ -319,9 +328,7 @@ class OpenedIndex:
     def kind(self) -> str:
         return self.manifest["kind"]
 
-    def search(
-        self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None, rerank: int = 0
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None, rerank: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(scores float32 [Q, k], ids int64 [Q, k]) over the whole gallery, best first; exclude as exact_search's.
 
         rerank > k: the index's best `rerank` per query are scored again exactly with the gallery's
@@ -409,7 +416,9 @@ def _check_tiling(files: list[tuple[Path, int, int]], n_gallery: int, paths: lis
             raise CacheError(f"the index folders {', '.join(map(str, paths))} do not cover the gallery once: {what}")
         position = stop
     if position != n_gallery:
-        raise CacheError(f"the index folders {', '.join(map(str, paths))} cover gallery rows 0-{position - 1} of {n_gallery}: give every shard")
+        raise CacheError(
+            f"the index folders {', '.join(map(str, paths))} cover gallery rows 0-{position - 1} of {n_gallery}: give every shard"
+        )
 
 
 def _search_settings(settings: IndexConfig, nprobe: int | None, ef_search: int | None) -> dict[str, int]:

@@ -38,9 +38,7 @@ class FaissSearcher:
         self.dim = dim
         self.n_probe = n_probe  # IVF only: searchers with different n_probe share one index
 
-    def search(
-        self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores float32 [Q, k], ids int64 [Q, k]) best first; -1 where the index found fewer than k.
 
         FAISS has no per-query exclusion, so it is asked for k + 1 and the excluded id
@@ -98,9 +96,7 @@ def default_ivf_lists(n_gallery: int) -> int:
     return max(1, min(int(4 * math.sqrt(n_gallery)), n_gallery // 39))
 
 
-def faiss_ivf_flat(
-    gallery: np.ndarray, n_lists: int, n_probes: Sequence[int], *, seed: int
-) -> list[FaissSearcher]:
+def faiss_ivf_flat(gallery: np.ndarray, n_lists: int, n_probes: Sequence[int], *, seed: int) -> list[FaissSearcher]:
     """Inverted file over k-means cells (inner-product metric), trained once with a seeded k-means.
 
     Returns one searcher per entry of n_probes (cells scanned exactly per query); they share the index.
@@ -117,7 +113,4 @@ def faiss_ivf_flat(
     index.cp.seed = seed
     index.train(gallery)
     index.add(gallery)
-    return [
-        FaissSearcher(f"faiss-ivf lists={n_lists} probe={p}", index, len(gallery), gallery.shape[1], n_probe=p)
-        for p in n_probes
-    ]
+    return [FaissSearcher(f"faiss-ivf lists={n_lists} probe={p}", index, len(gallery), gallery.shape[1], n_probe=p) for p in n_probes]

