@@ -10,6 +10,7 @@ machine has installed. The notebook starts in its own folder, as Jupyter would s
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -73,4 +74,8 @@ def run_notebook(path: Path, parameters: dict[str, Any], work_dir: Path, timeout
         if km.has_kernel:  # a client given its kernel manager leaves the kernel running
             km.shutdown_kernel(now=True)
         nbformat.write(nb, work_dir / path.name)
+        # Free the dropped kernel clients now. Left to a later collection, their __del__ can run inside
+        # another test's ast.parse, which CPython 3.11 reports as "AST constructor recursion depth mismatch".
+        del client, km
+        gc.collect()
     return nb

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
@@ -14,21 +13,25 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_deep_hashing.
 FIGURES = ("training_curve.png", "map_per_bits.png", "neighbours.png")
 
 
-def test_notebook_runs_and_writes_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    nbclient = pytest.importorskip("nbclient")
+def test_notebook_runs_and_writes_figures(tmp_path: Path) -> None:
+    from notebook_runner import run_notebook
+
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), "commit it with outputs stripped"
-    position = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
     root = write_cub(tmp_path / "CUB_200_2011", n_classes=4, per_class=6, n_train_per_class=4)
     figures = tmp_path / "figures"
-    injected = (
-        f"repo_root = {str(tmp_path)!r}\ndataset_path = {str(root)!r}\nruns_dir = 'runs'\nfigures_dir = {str(figures)!r}\n"
-        "bits_list = [8, 16]\nimage_size = 32\nbatch_size = 8\nclasses_per_batch = 2\nsmoke = True\n"
-    )
-    notebook.cells.insert(position + 1, nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}))
-    # The kernel imports this checkout's tirg, whichever copy the kernel's environment has installed.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(NOTEBOOK.parents[1]), os.environ.get("PYTHONPATH")])))
-    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    parameters = {
+        "repo_root": str(tmp_path),
+        "dataset_path": str(root),
+        "runs_dir": "runs",
+        "figures_dir": str(figures),
+        "bits_list": [8, 16],
+        "image_size": 32,
+        "batch_size": 8,
+        "classes_per_batch": 2,
+        "smoke": True,
+    }
+    run_notebook(NOTEBOOK, parameters, tmp_path, timeout=600)
     for name in FIGURES:
         with Image.open(figures / name) as image:
             assert image.format == "PNG" and image.size[0] > 100
