@@ -26,6 +26,12 @@ T = TypeVar("T")
 # can take longer than the default 30 minutes (gloo) or 10 minutes (NCCL) before the wait times out.
 COLLECTIVE_TIMEOUT = timedelta(hours=2)
 
+# The collectives inside the model's forward and backward (gather_batch, GlobalBatchNorm) run on a
+# process group of their own. On the default group they would interleave with DDP's gradient
+# all-reduces, which DDP launches from backward hooks as buckets fill: under gloo, collectives pair
+# up by the order each rank issues them, and from the second step on the ranks' orders can differ.
+_model_group: dist.ProcessGroup | None = None
+
 
 def init_from_environment(device: str | torch.device) -> bool:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, MASTER_ADDR, ...); an entry point calls this once.
@@ -40,14 +46,18 @@ def init_from_environment(device: str | torch.device) -> bool:
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
+    global _model_group
+    _model_group = dist.new_group(timeout=COLLECTIVE_TIMEOUT)
     logger.info("process %d of %d (%s)", dist.get_rank(), world_size, dist.get_backend())
     return True
 
 
 def shutdown() -> None:
     """Leave the process group, if one was joined."""
+    global _model_group
     if dist.is_initialized():
         dist.destroy_process_group()
+    _model_group = None
 
 
 def rank() -> int:
@@ -114,14 +124,14 @@ def gather_batch(local: torch.Tensor) -> torch.Tensor:
     """
     if world_size() == 1:
         return local
-    return collectives.all_gather_single(local.contiguous(), 0, dist.group.WORLD)
+    return collectives.all_gather_single(local.contiguous(), 0, _model_group or dist.group.WORLD)
 
 
 def sum_across(local: torch.Tensor) -> torch.Tensor:
     """The sum of `local` over the ranks, differentiable (the backward sums the gradients back)."""
     if world_size() == 1:
         return local
-    return collectives.all_reduce(local.contiguous(), "sum", dist.group.WORLD)
+    return collectives.all_reduce(local.contiguous(), "sum", _model_group or dist.group.WORLD)
 
 
 def mean_across(values: torch.Tensor) -> torch.Tensor:
@@ -153,7 +163,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         dims = [0, *range(2, input.dim())]
         shape = [1, -1] + [1] * (input.dim() - 2)
         count = input.numel() // input.size(1) * world_size()
-        values = input.float()  # statistics in float32, as BatchNorm keeps them under autocast
+        values = input.float() if input.dtype != torch.float64 else input  # statistics in float32, as BatchNorm keeps them under autocast
         mean = sum_across(values.sum(dims)) / count
         centred = values - mean.reshape(shape)
         variance = sum_across(centred.square().sum(dims)) / count
@@ -211,4 +221,4 @@ def data_parallel(module: nn.Module, device: torch.device) -> nn.Module:
     if world_size() == 1:
         return module
     device_ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, static_graph=True)
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, static_graph=os.environ.get("SG", "1") == "1")
