@@ -35,7 +35,7 @@ from tirg.errors import CacheError
 from tirg.evaluate import compute_image_features, l2_normalize, query_features_for
 from tirg.fileio import OutputKind, atomic_directory, check_output_dir
 from tirg.models.image import preprocessing_record
-from tirg.train import TrainConfig, with_query_texts
+from tirg.config import TrainConfig, with_query_texts
 
 FORMAT = "tirg-feature-cache"
 # 2: the manifest records the loader options, the query text mode and the retrieval protocol.

@@ -27,7 +27,7 @@ from tirg.errors import CheckpointError
 from tirg.fileio import atomic_write
 from tirg.models import ComposeModel, build_model
 from tirg.text import UNKNOWN_TOKEN, Vocabulary, tokenize
-from tirg.train import TrainConfig
+from tirg.config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
