@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from dataclasses import fields
 from pathlib import Path
 
-from tirg.original import VOCABULARY_ORDERS
+from tirg.compat.google_tirg import VOCABULARY_ORDERS
 from tirg.config import TrainConfig
 from tirg.flags import add_config_flags, flag_kwargs
 from tirg.flags import parse_bool as parse_bool  # re-exported: its home was tirg.cli, and callers import it from there
@@ -273,7 +273,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_import_checkpoint(args: argparse.Namespace) -> int:
-    from tirg.original import import_checkpoint
+    from tirg.compat.google_tirg import import_checkpoint
 
     checkpoint = import_checkpoint(
         args.src, args.out, args.dataset_path, args.vocabulary_order, args.dataset,
@@ -286,7 +286,7 @@ def _run_import_checkpoint(args: argparse.Namespace) -> int:
 
 def _run_export_checkpoint(args: argparse.Namespace) -> int:
     from tirg.checkpoint import checkpoint_file, load_checkpoint
-    from tirg.original import export_checkpoint, training_texts
+    from tirg.compat.google_tirg import export_checkpoint, training_texts
 
     src = checkpoint_file(args.src)
     texts = None
