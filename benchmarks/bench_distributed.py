@@ -2,7 +2,7 @@
 --channels_last and --cache_images, and how far the 2-process weights are from the 1-process ones.
 
 Each run is its own `torchrun --standalone --nproc_per_node=N` launch of this script in worker mode,
-which calls `tirg.train.train` and times its iterations from the iterations/s it logs, leaving out
+which calls `tirg.training.train` and times its iterations from the iterations/s it logs, leaving out
 the first logging window (start-up, first-touch allocations). images/s counts the source and target
 image of every pair: 2 x batch_size per iteration. The weights after the last iteration of every
 N-process run are compared with the 1-process run of the same variant (max |difference|).
@@ -30,9 +30,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import torch
 
 from tirg import distributed
+from tirg.config import TrainConfig
 from tirg.data import CSSGeneratorConfig, generate_css
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 # The options each variant turns on.
 VARIANTS = {

@@ -32,10 +32,11 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.birds import DEFAULT_CUB, ScalarLog, write_birds
+from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.fileio import atomic_write_text
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 
 def seconds_per_iteration(config: TrainConfig, run_dir: Path) -> float:

@@ -33,11 +33,12 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.birds import DEFAULT_CUB, write_birds
+from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.fileio import atomic_write_text
 from tirg.models.backbones import PRETRAINED_HINT, offline_imagenet_available
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 KS = ("R@1", "R@10", "R@50")
 

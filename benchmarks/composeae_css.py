@@ -21,10 +21,11 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import pandas as pd
 
+from tirg.config import TrainConfig
 from tirg.demo import DemoConfig, recall_markdown
 from tirg.fileio import atomic_write_text
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 # (row label, --model, --text_encoder)
 RUNS = (

@@ -23,10 +23,11 @@ import nbformat
 import pytest
 from notebook_runner import REPO_ROOT, inject_parameters
 
+from tirg.config import TrainConfig
 from tirg.data import CSSGeneratorConfig, generate_css
 from tirg.features import compute_and_save
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 pytestmark = pytest.mark.browser
 

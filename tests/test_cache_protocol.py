@@ -13,6 +13,7 @@ from fixture_trees import LABELS, write_fashion200k
 
 from tirg.checkpoint import atomic_torch_save, load_checkpoint
 from tirg.compare import CompareConfig, DatasetScore, compare_feature_cache
+from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.errors import CacheError
 from tirg.evaluate import metrics_from_features
@@ -20,7 +21,7 @@ from tirg.features import check_same_checkpoint, compute_and_save, dataset_for_c
 from tirg.index import LSHConfig
 from tirg.retrieval import cache_query, cache_query_figure
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ from typing import Any, Literal, Optional, Union
 import pytest
 
 from tirg.cli import _parser
+from tirg.config import TrainConfig
 from tirg.flags import add_config_flags, field_types, flag_kwargs
 from tirg.hashing.train import HashTrainConfig
-from tirg.train import TrainConfig
 
 COMMANDS = [(TrainConfig, ("train",)), (HashTrainConfig, ("hash", "train"))]
 

@@ -301,9 +301,10 @@ def test_faiss_peers_in_the_comparison() -> None:
 
 def _tiny_cache(css_root, tmp_path):
     """The feature cache of a one-step checkpoint on the tiny CSS data set (a 40-image test gallery)."""
+    from tirg.config import TrainConfig
     from tirg.features import compute_and_save
     from tirg.runtime import seed_everything
-    from tirg.train import TrainConfig, train
+    from tirg.training import train
 
     seed_everything(0)
     config = TrainConfig(

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from tirg.checkpoint import atomic_torch_save, check_text_encoder, load_checkpoint, load_model, make_checkpoint
+from tirg.checkpoint import CHECKPOINT_NAME, atomic_torch_save, check_text_encoder, load_checkpoint, load_model, make_checkpoint
 from tirg.cli import main, parse_bool
+from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.data.complete_text import complete_text_queries
 from tirg.errors import CheckpointError
@@ -16,9 +17,10 @@ from tirg.losses import DEFAULT_LOSS_WEIGHTS
 from tirg.models import MODELS, build_model
 from tirg.models.composeae import ComplexProjection, ComposeAE, RealSpaceConcatAE, complex_rotation
 from tirg.models.image import build_image_encoder
+from tirg.optimization import make_optimizer
 from tirg.runtime import seed_everything
 from tirg.text import Vocabulary
-from tirg.train import CHECKPOINT_NAME, TrainConfig, make_optimizer, train
+from tirg.training import train
 
 VOCABULARY = Vocabulary.build(["add red cube", "remove blue sphere"])
 

@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from tirg.checkpoint import load_checkpoint
+from tirg.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from tirg.config import TrainConfig
 from tirg.data import PairView, image_transform, load_dataset
 from tirg.data.decoded import DecodedImages
 from tirg.runtime import seed_everything
-from tirg.train import CHECKPOINT_NAME, TrainConfig, resume_config, train
+from tirg.training import train
+from tirg.training_setup import resume_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

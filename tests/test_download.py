@@ -28,12 +28,12 @@ from hashing_fixtures import write_cub, write_dogs
 from PIL import Image
 
 from tirg.cli import main
+from tirg.compat.google_tirg import read_original_checkpoint
 from tirg.data import load_dataset
 from tirg.data.css import ORIGINAL_CSS_FILE
 from tirg.download import SOURCES, DownloadError, UnsafeArchiveError, download, status, unpack
 from tirg.download.install import ANNOTATIONS_ONLY, DOWNLOADS, MANIFEST, PRESENT, READY
 from tirg.hashing.data import load_labeled_images
-from tirg.original import read_original_checkpoint
 
 
 class FileServer:

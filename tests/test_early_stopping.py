@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from tirg.checkpoint import load_checkpoint
+from tirg.config import TrainConfig
 from tirg.data import PairView, image_transform, load_dataset
 from tirg.early_stopping import EarlyStopping, ItemView, hold_out, validation_loss
 from tirg.models import build_model
 from tirg.runtime import Stream, seeded_generator
 from tirg.text import Vocabulary
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
-train_module = importlib.import_module("tirg.train")  # the module, not the function `tirg.train` re-exports
+train_module = importlib.import_module("tirg.training")
 
 
 def tiny_config(dataset_path, **changes) -> TrainConfig:

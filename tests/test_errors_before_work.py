@@ -22,6 +22,7 @@ from PIL import Image
 
 from tirg.checkpoint import atomic_torch_save, make_checkpoint
 from tirg.cli import main
+from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.data.css import ORIGINAL_CSS_FILE
 from tirg.data.verify import check_image_files, find_image_problems
@@ -33,7 +34,7 @@ from tirg.hashing.train import HashTrainConfig, train_hashing
 from tirg.models import build_model
 from tirg.safe_pickle import load_object_npy
 from tirg.text import Vocabulary
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 BREAKAGES = ("ten_byte_png", "truncated_jpeg", "missing", "text_file")
 # Loader -> (fixture, index of the test-split image broken): a test image is what used to fail only
@@ -110,7 +111,9 @@ def test_train_refuses_a_bad_test_image_before_any_iteration(loader, breakage, r
     path = load_dataset(loader, root, "test").image_files[index]
     break_image(path, breakage, dangling=loader == "mitstates")
     monkeypatch.setattr(
-        importlib.import_module("tirg.train"), "build_model", lambda *a, **k: pytest.fail("the model was built before the data was checked")
+        importlib.import_module("tirg.training_setup"),
+        "build_model",
+        lambda *a, **k: pytest.fail("the model was built before the data was checked"),
     )
     # FashionIQ finds its images by listing the folder: a missing one is named by its ASIN when the split loads.
     named = path.stem if (loader, breakage) == ("fashioniq", "missing") else f"{path} is {EXPECTED_KIND[breakage]}"

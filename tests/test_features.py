@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 
 from tirg.checkpoint import atomic_torch_save, load_checkpoint, load_model
+from tirg.config import TrainConfig
 from tirg.data import image_transform, load_dataset
 from tirg.errors import CacheError
 from tirg.evaluate import evaluate, recall_from_features
 from tirg.features import compute_and_save, load_feature_cache
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from tirg.checkpoint import load_model
+from tirg.config import TrainConfig
 from tirg.data import image_transform, load_dataset
 from tirg.evaluate import query_features_for
 from tirg.models import build_model
@@ -12,7 +13,7 @@ from tirg.models.image import resnet_feature_map
 from tirg.models.lastconv import tile_text
 from tirg.runtime import seed_everything
 from tirg.text import Vocabulary
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 VOCABULARY = Vocabulary.build(["add red circle", "remove blue square"])
 

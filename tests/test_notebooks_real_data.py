@@ -14,13 +14,14 @@ from PIL import Image
 
 from tirg.checkpoint import load_checkpoint
 from tirg.compare import draw_samples
+from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.evaluate import metrics_from_features
 from tirg.features import dataset_for_cache, load_feature_cache
 from tirg.models.backbones import offline_imagenet_available
 from tirg.retrieval import cache_query
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 KS = (1, 5)  # the fixture galleries hold 6 test images

@@ -21,10 +21,10 @@ import torchvision
 
 from tirg.checkpoint import atomic_torch_save, load_checkpoint, load_model, make_checkpoint
 from tirg.cli import main
+from tirg.compat.google_tirg import ORIGINAL_FLAGS, export_checkpoint, import_checkpoint, original_vocabulary
 from tirg.data import load_dataset
 from tirg.errors import CheckpointError
 from tirg.models import build_model
-from tirg.original import ORIGINAL_FLAGS, export_checkpoint, import_checkpoint, original_vocabulary
 from tirg.text import Vocabulary, tokenize
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

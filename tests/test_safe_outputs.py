@@ -17,15 +17,16 @@ import numpy as np
 import pytest
 from hashing_fixtures import write_cub, write_dogs
 
-from tirg.checkpoint import load_checkpoint
+from tirg.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from tirg.cli import main
+from tirg.config import TrainConfig
 from tirg.data import CSSGeneratorConfig, generate_css
 from tirg.errors import OutputError
 from tirg.features import FEATURE_CACHE, compute_and_save, load_feature_cache
 from tirg.fileio import atomic_directory, check_output_dir, marked_kind, output_lock, recover_interrupted
 from tirg.runs import new_run_dir
 from tirg.runtime import seed_everything
-from tirg.train import CHECKPOINT_NAME, TrainConfig, train
+from tirg.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CSS = ["--n-train", "10", "--n-test", "10"]
@@ -283,10 +284,9 @@ def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path, monkeypat
             return datetime(2026, 1, 2, 3, 4, 5)
 
     monkeypatch.setattr("tirg.runs.datetime", FrozenClock)
-    from tirg.train import new_run_dir as train_run_dir
-
     config = TrainConfig(log_dir=str(tmp_path), comment="_same")
-    first, second, third = train_run_dir(config), train_run_dir(config), new_run_dir(tmp_path, "_same")
+    first, second = (new_run_dir(config.log_dir, config.comment) for _ in range(2))
+    third = new_run_dir(tmp_path, "_same")
     assert [first.name, second.name, third.name] == ["20260102-030405_same", "20260102-030405_same-1", "20260102-030405_same-2"]
     assert all(p.is_dir() for p in (first, second, third))
 
@@ -321,7 +321,7 @@ def test_a_train_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tin
             raise RuntimeError("failed in iteration 2")
         return sum(terms.values())
 
-    monkeypatch.setattr(sys.modules["tirg.train"], "weighted_loss", failing_loss)  # `tirg.train` the name is the function
+    monkeypatch.setattr(sys.modules["tirg.training"], "weighted_loss", failing_loss)
     with pytest.raises(RuntimeError, match="iteration 2"):
         main(_train_argv(tiny_css, runs))
     assert list(runs.iterdir()) == []  # its TensorBoard events file went with it

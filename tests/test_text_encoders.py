@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from tirg.checkpoint import load_checkpoint, load_model
+from tirg.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model
 from tirg.cli import main
 from tirg.errors import CacheError, CheckpointError
 from tirg.models import build_model
 from tirg.text import TextLSTMEncoder, Vocabulary
 from tirg.text_encoders import SentenceEncoder, build_text_encoder, packaged_minilm_dir
-from tirg.train import CHECKPOINT_NAME
 
 VOCABULARY = Vocabulary.build(["add red cube", "remove blue sphere"])
 

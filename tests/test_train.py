@@ -5,14 +5,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tirg.checkpoint import load_checkpoint, load_model
+from tirg.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_model
 from tirg.cli import main
+from tirg.config import TrainConfig
 from tirg.data import image_transform, load_dataset
 from tirg.evaluate import evaluate
 from tirg.models import build_model
+from tirg.optimization import make_optimizer, set_learning_rate
 from tirg.runtime import seed_everything
 from tirg.text import Vocabulary
-from tirg.train import CHECKPOINT_NAME, TrainConfig, make_optimizer, set_learning_rate, train
+from tirg.training import train
 
 
 def tiny_config(dataset_path, **changes) -> TrainConfig:

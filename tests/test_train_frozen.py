@@ -12,13 +12,14 @@ import torch
 
 from tirg.checkpoint import load_checkpoint, load_model
 from tirg.cli import main
+from tirg.config import TrainConfig
 from tirg.data import PairView, image_transform, load_dataset
 from tirg.errors import CacheError
 from tirg.features import compute_and_save, load_feature_cache
 from tirg.frozen_backbone import CACHE_FOLDER, FeaturePairView
 from tirg.models.image import TimmEncoder, backbone_features, preprocessing_record
 from tirg.runtime import seed_everything
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 
 def frozen_config(dataset_path: Path, **changes) -> TrainConfig:

@@ -5,6 +5,7 @@ the top-level scripts and the notebooks are thin layers over these functions.
 """
 
 from tirg.checkpoint import load_checkpoint, load_model
+from tirg.config import TrainConfig
 from tirg.data import CSSGeneratorConfig, generate_css, image_transform, load_dataset
 from tirg.evaluate import compute_image_features, compute_query_features, evaluate, recall_from_features
 from tirg.features import compute_and_save, dataset_for_cache, load_feature_cache
@@ -12,7 +13,7 @@ from tirg.index import exact_search
 from tirg.metrics import recall_at_ks
 from tirg.models import build_model
 from tirg.text import Vocabulary, tokenize
-from tirg.train import TrainConfig, train
+from tirg.training import train
 
 __all__ = [
     "CSSGeneratorConfig",

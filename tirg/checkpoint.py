@@ -22,6 +22,13 @@ from tirg.text import Vocabulary
 FORMAT = "tirg-checkpoint"
 VERSION = 1
 REQUIRED_KEYS = ("format", "version", "iteration", "model_name", "model", "config", "vocabulary")
+CHECKPOINT_NAME = "latest_checkpoint.pth"  # in a run folder
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """A checkpoint path, or a run folder standing for its latest checkpoint."""
+    path = Path(path)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

@@ -14,10 +14,10 @@ from contextlib import nullcontext
 from dataclasses import fields
 from pathlib import Path
 
+from tirg.compat.google_tirg import VOCABULARY_ORDERS
+from tirg.config import TrainConfig
 from tirg.flags import add_config_flags, flag_kwargs
 from tirg.flags import parse_bool as parse_bool  # re-exported: its home was tirg.cli, and callers import it from there
-from tirg.original import VOCABULARY_ORDERS
-from tirg.train import TrainConfig
 
 logger = logging.getLogger("tirg")
 
@@ -196,10 +196,12 @@ def _run_train(args: argparse.Namespace) -> int:
     from tensorboardX import SummaryWriter
 
     from tirg import distributed
+    from tirg.checkpoint import CHECKPOINT_NAME, checkpoint_file
     from tirg.early_stopping import BEST_CHECKPOINT_NAME
-    from tirg.runs import removed_unless_checkpointed
+    from tirg.runs import new_run_dir, removed_unless_checkpointed
     from tirg.runtime import seed_everything
-    from tirg.train import CHECKPOINT_NAME, checkpoint_file, new_run_dir, resume_config, train
+    from tirg.training import train
+    from tirg.training_setup import resume_config
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     use_bert = getattr(args, "use_bert", None)
@@ -226,7 +228,11 @@ def _run_train(args: argparse.Namespace) -> int:
         main = distributed.is_main()
         if not main:
             logging.getLogger().setLevel(logging.WARNING)  # one log of the run: rank 0's
-        run_dir = checkpoint_file(args.resume).parent if args.resume else distributed.from_main(lambda: new_run_dir(config))
+        run_dir = (
+            checkpoint_file(args.resume).parent
+            if args.resume
+            else distributed.from_main(lambda: new_run_dir(config.log_dir, config.comment))
+        )
         seed_everything(config.seed)
         # A new run's folder (and the TensorBoard events file in it) goes when the run fails before its first checkpoint.
         keep = removed_unless_checkpointed(run_dir, (CHECKPOINT_NAME, BEST_CHECKPOINT_NAME)) if main and not args.resume else nullcontext()
@@ -248,10 +254,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from tirg.checkpoint import load_model
+    from tirg.config import with_query_texts
     from tirg.data import image_transform, load_dataset
     from tirg.evaluate import evaluate
     from tirg.runtime import resolve_device
-    from tirg.train import with_query_texts
 
     device = resolve_device(args.device)
     model, checkpoint = load_model(args.checkpoint, device)
@@ -267,7 +273,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_import_checkpoint(args: argparse.Namespace) -> int:
-    from tirg.original import import_checkpoint
+    from tirg.compat.google_tirg import import_checkpoint
 
     checkpoint = import_checkpoint(
         args.src, args.out, args.dataset_path, args.vocabulary_order, args.dataset,
@@ -279,9 +285,8 @@ def _run_import_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _run_export_checkpoint(args: argparse.Namespace) -> int:
-    from tirg.checkpoint import load_checkpoint
-    from tirg.original import export_checkpoint, training_texts
-    from tirg.train import checkpoint_file
+    from tirg.checkpoint import checkpoint_file, load_checkpoint
+    from tirg.compat.google_tirg import export_checkpoint, training_texts
 
     src = checkpoint_file(args.src)
     texts = None

@@ -18,6 +18,8 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from tirg.checkpoint import CHECKPOINT_NAME
+from tirg.config import TrainConfig
 from tirg.data import CSSGeneratorConfig, RetrievalDataset, generate_css, load_dataset
 from tirg.data.css_generate import CSS_DATA, DESCRIPTION_FILE
 from tirg.features import FeatureCache, compute_and_save, load_feature_cache
@@ -25,7 +27,7 @@ from tirg.fileio import atomic_directory, atomic_write, atomic_write_text, check
 from tirg.index import exact_search
 from tirg.plots import plot_recall_per_model, plot_retrieval
 from tirg.runtime import resolve_device, seed_everything
-from tirg.train import CHECKPOINT_NAME, TrainConfig, train
+from tirg.training import train
 
 logger = logging.getLogger(__name__)
 

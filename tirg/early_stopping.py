@@ -1,4 +1,4 @@
-"""Early stopping on a held-out validation loss, the pieces `tirg.train.train` runs inside its loop.
+"""Early stopping on a held-out validation loss, the pieces `tirg.training.train` runs inside its loop.
 
 A share of the training split's source images is held out (`hold_out`): their training items
 never enter a batch. At every evaluation point `validation_loss` computes the training loss on

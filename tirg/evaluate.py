@@ -110,6 +110,12 @@ def l2_normalize(features: np.ndarray) -> np.ndarray:
     return (features / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
+def cosine_neighbors(query_features: np.ndarray, gallery_features: np.ndarray, depth: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """int64 [Q, depth] gallery ids by cosine similarity, best first; `exclude[q]` (a gallery id) left out of row q."""
+    _, neighbors = exact_search(l2_normalize(query_features), l2_normalize(gallery_features), depth, exclude=exclude)
+    return neighbors
+
+
 def recall_from_features(
     query_features: np.ndarray,
     gallery_features: np.ndarray,
@@ -117,17 +123,11 @@ def recall_from_features(
     gallery_captions: Sequence[str],
     ks: Sequence[int] = DEFAULT_KS,
 ) -> dict[int, float]:
-    """Cosine similarity, the query's source image removed, hit = target caption among the top k."""
+    """TIRG's protocol without a data set: the query's source image removed, hit = target caption among the top k."""
     depth = min(max(ks), len(gallery_captions) - 1)
-    _, neighbors = exact_search(
-        l2_normalize(query_features),
-        l2_normalize(gallery_features),
-        depth,
-        exclude=np.array([query.source for query in queries], dtype=np.int64),
-    )
+    neighbors = cosine_neighbors(query_features, gallery_features, depth, np.array([query.source for query in queries], dtype=np.int64))
     target_labels, gallery_labels = encode_captions([q.target_caption for q in queries], gallery_captions)
-    usable = [k for k in ks if k <= depth]
-    return recall_at_ks(neighbors, target_labels, gallery_labels, usable)
+    return recall_at_ks(neighbors, target_labels, gallery_labels, [k for k in ks if k <= depth])
 
 
 def metrics_from_features(
@@ -143,7 +143,7 @@ def metrics_from_features(
     """
     exclude = np.array([q.source for q in dataset.queries], dtype=np.int64) if dataset.exclude_source else None
     depth = min(dataset.search_depth(ks), len(gallery_features) - (exclude is not None))
-    _, neighbors = exact_search(l2_normalize(query_features), l2_normalize(gallery_features), depth, exclude=exclude)
+    neighbors = cosine_neighbors(query_features, gallery_features, depth, exclude)
     return dataset.retrieval_metrics(neighbors, [k for k in ks if dataset.search_depth([k]) <= depth])
 
 

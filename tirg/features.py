@@ -29,13 +29,13 @@ import pandas as pd
 import torch
 
 from tirg.checkpoint import load_checkpoint, load_model
+from tirg.config import TrainConfig, with_query_texts
 from tirg.data import RetrievalDataset, image_transform, load_dataset
 from tirg.data.complete_text import complete_text_queries
 from tirg.errors import CacheError
 from tirg.evaluate import compute_image_features, l2_normalize, query_features_for
 from tirg.fileio import OutputKind, atomic_directory, check_output_dir
 from tirg.models.image import preprocessing_record
-from tirg.train import TrainConfig, with_query_texts
 
 FORMAT = "tirg-feature-cache"
 # 2: the manifest records the loader options, the query text mode and the retrieval protocol.
@@ -136,18 +136,7 @@ def compute_and_save(
         "query_targets": np.array([-1 if q.target is None else q.target for q in dataset.queries], dtype=np.int64),
     }
     manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": state["model_name"],
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": file_sha256(checkpoint),
-        "checkpoint_iteration": int(state["iteration"]),
-        "dataset": config.dataset,
-        "dataset_path": str(dataset_path),
-        "dataset_options": config.dataset_options(),
-        "split": split,
-        "text": {"use_complete_text_query": config.use_complete_text_query, "text_encoder": config.text_encoder},
-        "protocol": retrieval_protocol(dataset),
+        **_source_record(checkpoint, state, config, dataset, dataset_path, split),
         "preprocessing": preprocessing_record(model.img_model, image_size),
         "normalized": True,
         "dim": int(images.shape[1]),
@@ -166,6 +155,26 @@ def compute_and_save(
     )
     gallery = pd.DataFrame({"path": [str(p) for p in dataset.image_files], "caption": dataset.captions})
     return _write_cache(Path(out_dir), arrays, queries, gallery, manifest, overwrite)
+
+
+def _source_record(
+    checkpoint: str | Path, state: dict[str, Any], config: TrainConfig, dataset: RetrievalDataset, dataset_path: str, split: str
+) -> dict[str, Any]:
+    """The manifest's account of where the features come from: checkpoint, data set and its options, query texts, protocol."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": state["model_name"],
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "checkpoint_iteration": int(state["iteration"]),
+        "dataset": config.dataset,
+        "dataset_path": str(dataset_path),
+        "dataset_options": config.dataset_options(),
+        "split": split,
+        "text": {"use_complete_text_query": config.use_complete_text_query, "text_encoder": config.text_encoder},
+        "protocol": retrieval_protocol(dataset),
+    }
 
 
 def _write_cache(
@@ -188,6 +197,25 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
     cache computed before the model was retrained is refused as stale.
     """
     path = Path(path)
+    manifest = _read_manifest(path)
+    wanted = dict(expect or {})
+    unknown = set(wanted) - set(MATCHED_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot match cache on {sorted(unknown)}; fields are {MATCHED_FIELDS}")
+    if checkpoint is not None:
+        wanted["checkpoint_sha256"] = file_sha256(checkpoint)
+    for key, value in wanted.items():
+        if manifest.get(key) != value:
+            raise CacheError(f"{path}: cache has {key}={manifest.get(key)!r}, expected {value!r}; recompute it")
+    if checkpoint is not None:
+        check_preprocessing(manifest, path, checkpoint)
+    arrays = _map_arrays(path, manifest)
+    queries, gallery = _read_tables(path, manifest)
+    return FeatureCache(path, manifest, queries=queries, gallery=gallery, **arrays)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The cache's manifest, refused unless it is this format's current version."""
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise CacheError(f"{manifest_path} is missing: {path} is not a feature cache (run compute_and_save.py)")
@@ -203,17 +231,11 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
             "(which records the data set options, query texts and retrieval protocol); recompute it with "
             f"`python compute_and_save.py --checkpoint {manifest.get('checkpoint', 'CHECKPOINT')} --out {path} --overwrite`"
         )
-    wanted = dict(expect or {})
-    unknown = set(wanted) - set(MATCHED_FIELDS)
-    if unknown:
-        raise ValueError(f"cannot match cache on {sorted(unknown)}; fields are {MATCHED_FIELDS}")
-    if checkpoint is not None:
-        wanted["checkpoint_sha256"] = file_sha256(checkpoint)
-    for key, value in wanted.items():
-        if manifest.get(key) != value:
-            raise CacheError(f"{path}: cache has {key}={manifest.get(key)!r}, expected {value!r}; recompute it")
-    if checkpoint is not None:
-        check_preprocessing(manifest, path, checkpoint)
+    return manifest
+
+
+def _map_arrays(path: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The cache's arrays, memory-mapped, each refused unless a plain .npy of the shape and dtype the manifest says."""
     arrays = {}
     for name, dtype in ARRAYS.items():
         file = path / f"{name}.npy"
@@ -227,6 +249,11 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
         if list(array.shape) != described["shape"] or array.dtype != np.dtype(dtype):
             raise CacheError(f"{file} is {array.dtype}{list(array.shape)}, the manifest says {described['dtype']}{described['shape']}")
         arrays[name] = array
+    return arrays
+
+
+def _read_tables(path: Path, manifest: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """queries.csv and gallery.csv, their texts as written, refused unless their row counts are the manifest's."""
     try:
         # Texts stay strings exactly as written: no "nan"/"null" to NaN, no "007" or "1.0" to numbers.
         queries = pd.read_csv(path / "queries.csv", dtype=QUERY_COLUMNS, keep_default_na=False)
@@ -240,7 +267,7 @@ def load_feature_cache(path: str | Path, expect: dict[str, Any] | None = None, c
             f"{path}: queries.csv/gallery.csv have {len(queries)}/{len(gallery)} rows, "
             f"the manifest says {manifest['num_queries']}/{manifest['num_gallery']}"
         )
-    return FeatureCache(path, manifest, queries=queries, gallery=gallery, **arrays)
+    return queries, gallery
 
 
 def check_preprocessing(manifest: dict[str, Any], path: Path, checkpoint: str | Path) -> None:

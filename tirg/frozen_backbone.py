@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from tirg.backbone_cache import cache_identity, cached_backbone_features, compute_features, state_sha256
+from tirg.config import TrainConfig
 from tirg.data import ImageView, PairView
 from tirg.models import ComposeModel
 from tirg.models.image import backbone_features, preprocessing_record
-
-if TYPE_CHECKING:
-    from tirg.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,8 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
+from tirg.checkpoint import checkpoint_file
+from tirg.config import TrainConfig
 from tirg.data import RetrievalDataset
 from tirg.errors import CacheError, CheckpointError, DataError, OutputError, TirgError
 from tirg.features import MANIFEST, FeatureCache
@@ -32,7 +34,7 @@ from tirg.models import ComposeModel
 from tirg.plots_notebooks import figure_png, training_curves_figure
 from tirg.retrieval import Gallery, RetrievalResult, query_by_index, query_by_photo
 from tirg.runtime import resolve_device
-from tirg.train import TrainConfig, checkpoint_file, train
+from tirg.training import train
 
 NOTEBOOK_CHECKPOINT = "runs/notebook/best_checkpoint.pth"
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
 from tirg.checkpoint import load_model
+from tirg.config import TrainConfig, with_query_texts
 from tirg.data import RetrievalDataset, image_transform, load_dataset
 from tirg.data.base import ImageTransform
 from tirg.errors import CacheError, DataError
@@ -26,7 +27,6 @@ from tirg.index import exact_search
 from tirg.models import ComposeModel
 from tirg.plots_notebooks import retrieval_grid_figure
 from tirg.runtime import resolve_device
-from tirg.train import TrainConfig, with_query_texts
 
 
 @dataclass(frozen=True)

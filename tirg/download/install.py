@@ -174,8 +174,8 @@ def _check_labeled_images(name: str, path: Path) -> tuple[bool, list[str]]:
 
 
 def _check_checkpoints(path: Path) -> tuple[bool, list[str]]:
+    from tirg.compat.google_tirg import read_original_checkpoint
     from tirg.errors import CheckpointError
-    from tirg.original import read_original_checkpoint
 
     ok, lines = True, [f"original TIRG checkpoints at {path}"]
     for file in sorted(path.glob("*.pth")):

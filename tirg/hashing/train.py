@@ -14,12 +14,14 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from tirg import distributed
@@ -227,20 +229,9 @@ def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -
     trainset.check_images()
     testset.check_images()
     device = torch.device(config.device)
-    # Initialisation draws from torch's global generator: a fork of it seeded from the run makes it
-    # reproducible and leaves the caller's generator as it was.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = HashNet(config.binary_bits, config.backbone_weights, config.backbone, config.hidden_dim, config.dropout)
-    model = distributed.global_batch_layers(model.to(device), device)
-    network = distributed.data_parallel(model, device)
-    features: tuple[torch.Tensor, torch.Tensor] | None = None
-    if config.freeze_backbone:
-        freeze_backbone(model)
-        features = frozen_features(model, trainset, testset, config, run_dir, device)
+    model, network, features = _build_network(config, trainset, testset, run_dir, device)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config)
-    margin = config.resolved_margin()
     history: list[dict[str, Any]] = []
     best_map, best_epoch, final = -1.0, 0, None
     epochs = range(1, config.num_epochs + 1)
@@ -249,40 +240,13 @@ def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -
 
         epochs = tqdm(epochs, desc=f"hash {config.binary_bits} bits")
     for epoch in epochs:
-        sampler = ClassBalancedBatchSampler(
-            trainset.labels, config.classes_per_batch, config.batch_size // config.classes_per_batch,
-            generator=seeded_generator(config.seed, epoch, Stream.BATCHES), batches_per_epoch=config.batches_per_epoch,
-        )  # fmt: skip
-        if features is None:
-            images = AugmentedImages(trainset, config.image_size, config.seed, epoch)
-            # A private generator: the loader would otherwise draw its worker seed from the global one.
-            # Every process draws the same global batches and loads only its own slice of each.
-            batches = distributed.RankSlices(sampler)
-            loader = DataLoader(
-                images, batch_sampler=batches, num_workers=config.num_workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
-            )
-        else:
-            loader = ((features[0][rows], torch.as_tensor(trainset.labels[rows])) for rows in sampler)
-        model.train()
-        started, losses = time.perf_counter(), []
-        for batch, labels in loader:
-            codes = network(batch.to(device, non_blocking=True)) if features is None else model.head(batch.to(device))
-            # The triplets of the global batch, on every process (the batch itself in one process).
-            codes, labels = distributed.gather_batch(codes), distributed.gather_batch(labels.to(device))
-            loss, _ = triplet_hashing_loss(codes, labels, margin, config.quantization_weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        batches = _epoch_batches(config, trainset, features, epoch, device)
+        started = time.perf_counter()
+        losses = _train_epoch(model, network, batches, optimizer, config, device)
         scheduler.step()
         record: dict[str, Any] = {"epoch": epoch, "loss": float(np.mean(losses)), "train_s": time.perf_counter() - started}
         if epoch % config.eval_every == 0 or epoch == config.num_epochs:
-            if features is None:  # on rank 0; the others wait for its result
-                final = distributed.from_main(lambda: evaluate_model(model, trainset, testset, config, device))
-            else:
-                final = evaluate_codes(
-                    encode_features(model, features[1]), testset.labels, encode_features(model, features[0]), trainset.labels
-                )
+            final = _evaluate_epoch(model, trainset, testset, config, device, features)
             record.update(final.as_dict())
             if final.map_all > best_map:
                 best_map, best_epoch = final.map_all, epoch
@@ -298,6 +262,86 @@ def _train_into(config: HashTrainConfig, run_dir: Path | None, progress: bool) -
         summary = {"final": final.as_dict(), "best_map_all_during_training": best_map, "best_epoch": best_epoch}
         atomic_write_text(run_dir / "result.json", json.dumps(summary, indent=2))
     return result
+
+
+def _build_network(
+    config: HashTrainConfig, trainset: LabeledImages, testset: LabeledImages, run_dir: Path | None, device: torch.device
+) -> tuple[HashNet, nn.Module, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The hash network, the module a training step calls (DDP-wrapped when distributed) and, with
+    a frozen backbone, the train and test sets' backbone features (else None)."""
+    # Initialisation draws from torch's global generator: a fork of it seeded from the run makes it
+    # reproducible and leaves the caller's generator as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = HashNet(config.binary_bits, config.backbone_weights, config.backbone, config.hidden_dim, config.dropout)
+    model = distributed.global_batch_layers(model.to(device), device)
+    network = distributed.data_parallel(model, device)
+    features: tuple[torch.Tensor, torch.Tensor] | None = None
+    if config.freeze_backbone:
+        freeze_backbone(model)
+        features = frozen_features(model, trainset, testset, config, run_dir, device)
+    return model, network, features
+
+
+def _epoch_batches(
+    config: HashTrainConfig,
+    trainset: LabeledImages,
+    features: tuple[torch.Tensor, torch.Tensor] | None,
+    epoch: int,
+    device: torch.device,
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """The epoch's class-balanced batches (inputs, labels): augmented images, or rows of the frozen backbone's features."""
+    sampler = ClassBalancedBatchSampler(
+        trainset.labels, config.classes_per_batch, config.batch_size // config.classes_per_batch,
+        generator=seeded_generator(config.seed, epoch, Stream.BATCHES), batches_per_epoch=config.batches_per_epoch,
+    )  # fmt: skip
+    if features is not None:
+        return ((features[0][rows], torch.as_tensor(trainset.labels[rows])) for rows in sampler)
+    images = AugmentedImages(trainset, config.image_size, config.seed, epoch)
+    # A private generator: the loader would otherwise draw its worker seed from the global one.
+    # Every process draws the same global batches and loads only its own slice of each.
+    batches = distributed.RankSlices(sampler)
+    return DataLoader(
+        images, batch_sampler=batches, num_workers=config.num_workers, generator=torch.Generator(), pin_memory=device.type == "cuda"
+    )
+
+
+def _train_epoch(
+    model: HashNet,
+    network: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    config: HashTrainConfig,
+    device: torch.device,
+) -> list[float]:
+    """One pass over `loader`; the loss of each step. Frozen-backbone batches (2-D feature rows) go through the head only."""
+    model.train()
+    margin = config.resolved_margin()
+    losses = []
+    for batch, labels in loader:
+        codes = network(batch.to(device, non_blocking=True)) if not config.freeze_backbone else model.head(batch.to(device))
+        # The triplets of the global batch, on every process (the batch itself in one process).
+        codes, labels = distributed.gather_batch(codes), distributed.gather_batch(labels.to(device))
+        loss, _ = triplet_hashing_loss(codes, labels, margin, config.quantization_weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def _evaluate_epoch(
+    model: HashNet,
+    trainset: LabeledImages,
+    testset: LabeledImages,
+    config: HashTrainConfig,
+    device: torch.device,
+    features: tuple[torch.Tensor, torch.Tensor] | None,
+) -> HashEvaluation:
+    """mAP and precision of the current codes, test queries against the training set as the database."""
+    if features is None:  # on rank 0; the others wait for its result
+        return distributed.from_main(lambda: evaluate_model(model, trainset, testset, config, device))
+    return evaluate_codes(encode_features(model, features[1]), testset.labels, encode_features(model, features[0]), trainset.labels)
 
 
 def frozen_features(

@@ -54,21 +54,44 @@ def exact_search(
     if block_size < 1 or gallery_block_size < 1:
         raise ValueError(f"block_size={block_size} and gallery_block_size={gallery_block_size} must be >= 1")
 
-    best_scores = torch.full((n_queries, k), -torch.inf)
-    best_ids = torch.full((n_queries, k), -1, dtype=torch.int64)
+    best = _RunningTopK(n_queries, k)
+    _select_in_tiles(queries, gallery, k, exclude, block_size, gallery_block_size, best)
+    return best.scores.numpy(), best.ids.numpy()
 
-    def merge(selected: Future, q_start: int, q_stop: int, g_start: int) -> None:
+
+class _RunningTopK:
+    """The best k scores and gallery ids of every query over the gallery blocks merged so far."""
+
+    def __init__(self, n_queries: int, k: int):
+        self.k = k
+        self.scores = torch.full((n_queries, k), -torch.inf)
+        self.ids = torch.full((n_queries, k), -1, dtype=torch.int64)
+
+    def merge(self, selected: Future, q_start: int, q_stop: int, g_start: int) -> None:
+        """Merge one tile's top-k (a pending torch.topk of queries q_start:q_stop against the block at g_start)."""
         tile_scores, tile_ids = selected.result()
         tile_ids += g_start
         if g_start == 0:
-            best_scores[q_start:q_stop, : tile_scores.shape[1]] = tile_scores
-            best_ids[q_start:q_stop, : tile_ids.shape[1]] = tile_ids
+            self.scores[q_start:q_stop, : tile_scores.shape[1]] = tile_scores
+            self.ids[q_start:q_stop, : tile_ids.shape[1]] = tile_ids
         else:
-            merged_scores = torch.cat([best_scores[q_start:q_stop], tile_scores], dim=1)
-            merged_ids = torch.cat([best_ids[q_start:q_stop], tile_ids], dim=1)
-            best_scores[q_start:q_stop], order = torch.topk(merged_scores, k, dim=1)
-            best_ids[q_start:q_stop] = torch.gather(merged_ids, 1, order)
+            merged_scores = torch.cat([self.scores[q_start:q_stop], tile_scores], dim=1)
+            merged_ids = torch.cat([self.ids[q_start:q_stop], tile_ids], dim=1)
+            self.scores[q_start:q_stop], order = torch.topk(merged_scores, self.k, dim=1)
+            self.ids[q_start:q_stop] = torch.gather(merged_ids, 1, order)
 
+
+def _select_in_tiles(
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    k: int,
+    exclude: np.ndarray | None,
+    block_size: int,
+    gallery_block_size: int,
+    best: _RunningTopK,
+) -> None:
+    """Score every tile with BLAS while a helper thread selects the previous tile's top-k into `best`."""
+    n_queries, n_gallery = len(queries), len(gallery)
     # Two flat buffers used in turn: BLAS fills one while the other's top-k is selected. Reusing
     # them saves the page faults of a fresh multi-megabyte allocation per tile.
     tile_size = min(block_size, n_queries) * min(gallery_block_size, n_gallery)
@@ -81,7 +104,7 @@ def exact_search(
             for q_start in range(0, n_queries, block_size):
                 q_stop = min(q_start + block_size, n_queries)
                 if len(pending) == 2:  # the oldest selection must finish before its buffer is overwritten
-                    merge(*pending.popleft())
+                    best.merge(*pending.popleft())
                 buffer = buffers[0]
                 buffers.reverse()
                 tile = buffer[: (q_stop - q_start) * len(g_block)].reshape(q_stop - q_start, len(g_block))
@@ -91,8 +114,7 @@ def exact_search(
                 selected = selector.submit(torch.topk, torch.from_numpy(tile), min(k, len(g_block)), 1)
                 pending.append((selected, q_start, q_stop, g_start))
         while pending:
-            merge(*pending.popleft())
-    return best_scores.numpy(), best_ids.numpy()
+            best.merge(*pending.popleft())
 
 
 def _mask_excluded(tile: np.ndarray, local_exclude: np.ndarray) -> None:

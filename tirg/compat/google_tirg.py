@@ -22,12 +22,12 @@ from typing import Any
 import torch
 
 from tirg.checkpoint import atomic_torch_save, load_checkpoint, make_checkpoint
+from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.errors import CheckpointError
 from tirg.fileio import atomic_write
 from tirg.models import ComposeModel, build_model
 from tirg.text import UNKNOWN_TOKEN, Vocabulary, tokenize
-from tirg.train import TrainConfig
 
 logger = logging.getLogger(__name__)
 
