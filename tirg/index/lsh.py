@@ -202,18 +202,6 @@ class LSHIndex:
             size_max=int(sizes.max()),
         )
 
-    def candidates(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct gallery ids in the probed buckets, as CSR.
-
-        Returns (offsets int64 [Q + 1], ids int64): query i's ids, ascending, are ids[offsets[i]:offsets[i + 1]].
-        """
-        keys = self.hash(queries)
-        query_of, gallery_id = self._probe(keys)
-        pairs = np.unique(query_of.astype(np.int64) * len(self.gallery) + gallery_id)
-        counts = np.bincount(pairs // len(self.gallery), minlength=len(keys))
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        return offsets, pairs % len(self.gallery)
-
     def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> LSHResult:
         """Top-k by exact inner product among each query's candidates; what follows them is the protocol's.
 
