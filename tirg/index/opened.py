@@ -22,7 +22,8 @@ from tirg.errors import CacheError, ConfigError
 from tirg.features import FeatureCache
 from tirg.index.faiss_peers import FaissSearcher, import_faiss
 from tirg.index.folder import LSH_ARRAYS, IndexConfig, check_index_cache, read_manifest, read_rows
-from tirg.index.lsh import LSHIndex, LSHTable
+from tirg.index.lsh import LSHIndex
+from tirg.index.lsh_tables import LSHTable
 
 logger = logging.getLogger(__name__)
 
