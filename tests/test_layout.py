@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "tirg"
@@ -239,3 +241,15 @@ def test_search_side_imports_load_no_training_code() -> None:
     assert not unexpected, f"importing these loads training code: {unexpected}"
     fixed = STILL_LOADS_TRAINING - loads_training
     assert not fixed, f"these load no training code now: drop them from STILL_LOADS_TRAINING: {sorted(fixed)}"
+
+
+def test_the_package_names_are_its_functions_whichever_module_loads_first() -> None:
+    import tirg
+
+    for name in tirg.__all__:
+        importlib.import_module(tirg._MODULE_OF[name])  # binds the module to its name on the package, as any import would
+        value = getattr(tirg, name)
+        assert not isinstance(value, ModuleType) and value.__name__ == name, f"tirg.{name} is {value!r}"
+    from tirg import evaluate, train
+
+    assert callable(train) and callable(evaluate)
