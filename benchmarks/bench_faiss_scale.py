@@ -6,7 +6,7 @@ in its own process so its peak resident memory (VmHWM) is its own:
 
 - exact: exact_search of the queries, streaming the memory-mapped gallery (its top-100 is the
   reference; memory-mapped gallery pages count in its RSS while they stay in the page cache);
-- build: tirg.index.faiss_index.build_index (train on a seeded sample, add the gallery in blocks,
+- build: tirg.index.build.build_index (train on a seeded sample, add the gallery in blocks,
   write the index), timed as train and add;
 - search: open_index memory-mapped (IO_FLAG_MMAP), then the queries at each nprobe: time per
   1,000 queries, top-100 overlap with exact, recall@100 of the synthetic labels.
@@ -82,8 +82,10 @@ def worker(step: str, data_dir: Path, args: argparse.Namespace) -> list[dict]:
     import faiss
 
     from tirg.compare_index import IndexMethod
+    from tirg.index.build import build_index
     from tirg.index.exact import exact_search
-    from tirg.index.faiss_index import IndexConfig, build_index, open_index
+    from tirg.index.folder import IndexConfig
+    from tirg.index.opened import open_index
 
     faiss.omp_set_num_threads(args.threads)
     cache = _cache(data_dir)

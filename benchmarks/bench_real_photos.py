@@ -43,7 +43,7 @@ from tirg.training import train
 KS = ("R@1", "R@10", "R@50")
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cub", type=Path, default=DEFAULT_CUB, help="a CUB-200-2011 folder (default: ../shared/data/cub50's)")
     parser.add_argument("--per_class", type=int, default=30, help="photos per class and split (CUB-50 has about 30 and 28)")
@@ -59,11 +59,47 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if not offline_imagenet_available():
         parser.error(f"the pretrained row needs the offline ImageNet weights: {PRETRAINED_HINT}")
+    return args
+
+
+def train_rows(base: TrainConfig, end_to_end_row: bool, work: Path) -> list[dict]:
+    """Train each row's model from `base` and keep its test recall (percent) and wall time."""
+    runs = [("pretrained, frozen", replace(base, backbone_weights="imagenet", freeze_backbone=True)),
+            ("random init, frozen", replace(base, freeze_backbone=True))]  # fmt: skip
+    if end_to_end_row:
+        runs.append(("random init, end to end", base))
     rows = []
+    for index, (label, config) in enumerate(runs):
+        seed_everything(base.seed)
+        started = time.perf_counter()
+        result = train(config, run_dir=work / f"run-{index}")
+        rows.append(
+            {
+                "backbone": label,
+                **{k: round(100 * result.metrics[k], 2) for k in KS if k in result.metrics},
+                "seconds": round(time.perf_counter() - started),
+            }
+        )
+        print(json.dumps(rows[-1]))
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    return "\n".join(
+        ["| backbone | " + " | ".join(KS) + " | seconds (incl. extraction and evaluation) |", "|---|" + "---|" * (len(KS) + 1)]
+        + [
+            f"| {row['backbone']} | " + " | ".join(f"{row[k]:.1f}" if k in row else "-" for k in KS) + f" | {row['seconds']} |"
+            for row in rows
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         tree = write_birds(work / "birds", args.cub, args.per_class, args.image_size)
@@ -73,22 +109,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             image_size=args.image_size, batch_size=args.batch_size, num_iters=args.num_iters, learning_rate=args.learning_rate,
             checkpoint_every=0, log_every=50, seed=args.seed, device="cpu",
         )  # fmt: skip
-        runs = [("pretrained, frozen", replace(base, backbone_weights="imagenet", freeze_backbone=True)),
-                ("random init, frozen", replace(base, freeze_backbone=True))]  # fmt: skip
-        if args.end_to_end_row:
-            runs.append(("random init, end to end", base))
-        for index, (label, config) in enumerate(runs):
-            seed_everything(args.seed)
-            started = time.perf_counter()
-            result = train(config, run_dir=work / f"run-{index}")
-            rows.append(
-                {
-                    "backbone": label,
-                    **{k: round(100 * result.metrics[k], 2) for k in KS if k in result.metrics},
-                    "seconds": round(time.perf_counter() - started),
-                }
-            )
-            print(json.dumps(rows[-1]))
+        rows = train_rows(base, args.end_to_end_row, work)
     summary = {
         "data": {
             "classes": len(set(train_split.captions)),
@@ -104,13 +125,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
     }
-    table = "\n".join(
-        ["| backbone | " + " | ".join(KS) + " | seconds (incl. extraction and evaluation) |", "|---|" + "---|" * (len(KS) + 1)]
-        + [
-            f"| {row['backbone']} | " + " | ".join(f"{row[k]:.1f}" if k in row else "-" for k in KS) + f" | {row['seconds']} |"
-            for row in rows
-        ]
-    )
+    table = markdown_table(rows)
     print(json.dumps(summary["data"]), json.dumps(summary["settings"]), table, sep="\n")
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "real_photos.json", json.dumps(summary, indent=2))

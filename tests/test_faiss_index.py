@@ -14,8 +14,10 @@ pytest.importorskip("faiss")
 from tirg.cli import main
 from tirg.errors import CacheError, ConfigError, OutputError
 from tirg.features import FORMAT, VERSION, _write_cache, load_feature_cache, retrieval_protocol
+from tirg.index.build import build_index
 from tirg.index.exact import exact_search
-from tirg.index.faiss_index import IndexConfig, build_index, open_index
+from tirg.index.folder import IndexConfig
+from tirg.index.opened import open_index
 
 
 def write_cache(path: Path, gallery: np.ndarray, queries: np.ndarray, sources: np.ndarray, checkpoint_sha: str,
@@ -262,6 +264,6 @@ def test_cli_refuses_a_foreign_out_and_replaces_its_own_only_with_overwrite(css_
     assert json.loads(capsys.readouterr().out)["methods"]["lsh"]["recall@5"]["mean"] >= 0
     with pytest.raises(OutputError):
         from tirg.fileio import check_output_dir
-        from tirg.index.faiss_index import INDEX_OUTPUT
+        from tirg.index.folder import INDEX_OUTPUT
 
         check_output_dir(foreign, INDEX_OUTPUT, overwrite=True)

@@ -4,11 +4,17 @@ import numpy as np
 import pytest
 
 from tirg.hashing import codes
-from tirg.hashing.codes import available_cpus, hamming_distances, hamming_rank, pack_codes, sign_codes, unpack_codes
+from tirg.hashing.codes import available_cpus, hamming_distances, hamming_rank, pack_codes, sign_codes
 
 
 def naive_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array([[int(np.sum(x != y)) for y in b] for x in a])
+
+
+def unpack_codes(packed: np.ndarray, n_bits: int) -> np.ndarray:
+    """The inverse of pack_codes (bool [n, n_bits]), to check it: bit j of a code is bit j % 64 of word j // 64."""
+    as_bytes = np.ascontiguousarray(packed, dtype="<u8").view(np.uint8)
+    return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :n_bits].astype(bool)
 
 
 def random_bits(rng: np.random.Generator, n: int, bits: int) -> np.ndarray:

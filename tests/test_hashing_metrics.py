@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tirg.hashing.codes import hamming_rank, pack_codes
-from tirg.hashing.metrics import average_precisions, mean_average_precision, precision_at_k, precision_recall_by_radius
+from tirg.hashing.metrics import average_precisions, mean_average_precision, precision_at_k
 
 
 def reference_ap(ranked_labels: list[int], label: int) -> float:
@@ -42,19 +42,3 @@ def test_map_matches_reference_with_ties_and_queries_without_relevant_items(seed
         expected = np.mean([reference_ap(database_labels[ids[i, :k]].tolist(), query_labels[i]) for i in range(n_q)])
         assert mean_average_precision(ids, query_labels, database_labels, k) == pytest.approx(expected)
     assert average_precisions(ids, query_labels, database_labels)[0] == 0.0
-
-
-def test_precision_recall_by_radius() -> None:
-    rng = np.random.default_rng(0)
-    database_labels, query_labels = rng.integers(0, 3, 40), rng.integers(0, 3, 10)
-    queries, database = pack_codes(rng.integers(0, 2, (10, 8)).astype(bool)), pack_codes(rng.integers(0, 2, (40, 8)).astype(bool))
-    distances, ids = hamming_rank(queries, database)
-    precision, recall = precision_recall_by_radius(distances, ids, query_labels, database_labels, 8)
-    assert recall[-1] == pytest.approx(1.0)  # radius 8 retrieves everything
-    assert precision[-1] == pytest.approx(np.mean([np.mean(database_labels == y) for y in query_labels]))
-    assert (np.diff(recall) >= 0).all()
-    radius = 3
-    within = distances <= radius
-    rel = database_labels[ids] == query_labels[:, None]
-    expected = np.mean([(within[i] & rel[i]).sum() / within[i].sum() for i in range(10) if within[i].any()])
-    assert precision[radius] == pytest.approx(expected)

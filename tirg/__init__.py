@@ -2,38 +2,59 @@
 
 The package prints nothing, parses no arguments and reads no globals; the `tirg` command,
 the top-level scripts and the notebooks are thin layers over these functions.
+
+The names below load their module on first use (PEP 562), so `import tirg` or a search-only
+import such as `tirg.index` does not pull in the training code and its dependencies.
 """
 
-from tirg.checkpoint import load_checkpoint, load_model
-from tirg.config import TrainConfig
-from tirg.data import CSSGeneratorConfig, generate_css, image_transform, load_dataset
-from tirg.evaluate import compute_image_features, compute_query_features, evaluate, recall_from_features
-from tirg.features import compute_and_save, dataset_for_cache, load_feature_cache
-from tirg.index import exact_search
-from tirg.metrics import recall_at_ks
-from tirg.models import build_model
-from tirg.text import Vocabulary, tokenize
-from tirg.training import train
+from __future__ import annotations
 
-__all__ = [
-    "CSSGeneratorConfig",
-    "TrainConfig",
-    "Vocabulary",
-    "build_model",
-    "compute_and_save",
-    "compute_image_features",
-    "compute_query_features",
-    "dataset_for_cache",
-    "evaluate",
-    "exact_search",
-    "generate_css",
-    "image_transform",
-    "load_checkpoint",
-    "load_dataset",
-    "load_feature_cache",
-    "load_model",
-    "recall_at_ks",
-    "recall_from_features",
-    "tokenize",
-    "train",
-]
+import importlib
+import sys
+from types import ModuleType
+from typing import Any
+
+# The public names, by the module that defines them.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "tirg.checkpoint": ("load_checkpoint", "load_model"),
+    "tirg.config": ("TrainConfig",),
+    "tirg.data": ("CSSGeneratorConfig", "generate_css", "image_transform", "load_dataset"),
+    "tirg.evaluate": ("compute_image_features", "compute_query_features", "evaluate", "recall_from_features"),
+    "tirg.features": ("compute_and_save", "dataset_for_cache", "load_feature_cache"),
+    "tirg.index": ("exact_search",),
+    "tirg.metrics": ("recall_at_ks",),
+    "tirg.models": ("build_model",),
+    "tirg.text": ("Vocabulary", "tokenize"),
+    "tirg.training": ("train",),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+class _Package(ModuleType):
+    """The tirg package, keeping `tirg.evaluate` the function rather than its module (the same name).
+
+    Importing a submodule binds it to the package attribute of its name; where that name is a
+    public function of the same module, the function is bound instead, whichever imports first.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType) and _MODULE_OF.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'tirg' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value  # the next lookup skips this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -388,7 +388,9 @@ def _add_index_parser(commands: argparse._SubParsersAction) -> None:
 def _run_index(args: argparse.Namespace) -> int:
     from tirg.features import dataset_for_cache, load_feature_cache
     from tirg.fileio import check_output_dir
-    from tirg.index.faiss_index import INDEX_OUTPUT, IndexConfig, build_index, open_index
+    from tirg.index.build import build_index
+    from tirg.index.folder import INDEX_OUTPUT, IndexConfig
+    from tirg.index.opened import open_index
 
     if args.index_command == "build":
         settings = {name: getattr(args, name) for name in ("nlist", "m", "nbits", "tables", "probe_radius", "nprobe", "ef_search", "shard")}

@@ -1,4 +1,4 @@
-"""An opened index (tirg.index.faiss_index) beside exact search on its cache, through the comparison of lsh.py.
+"""An opened index (tirg.index.opened) beside exact search on its cache, through the comparison of lsh.py.
 
 The same random query samples, task recall@k under the data set's rules, top-k overlap with exact
 search and query time as `lsh.py` reports (tirg.compare.compare_feature_cache), plus the index's
@@ -15,8 +15,8 @@ import numpy as np
 from tirg.compare import CompareConfig, Method, SearchOutput, compare_feature_cache, ks_up_to
 from tirg.data import RetrievalDataset
 from tirg.features import FeatureCache
-from tirg.index.faiss_index import OpenedIndex
 from tirg.index.faiss_peers import FaissSearcher, import_faiss
+from tirg.index.opened import OpenedIndex
 
 
 class IndexMethod:

@@ -1,33 +1,36 @@
-"""Deep supervised hashing (DNNH-style triplet hashing) and learned hashing of composed-retrieval features."""
+"""Deep supervised hashing (DNNH-style triplet hashing) and learned hashing of composed-retrieval features.
 
-from tirg.hashing.codes import hamming_distances, hamming_rank, pack_codes, sign_codes, unpack_codes
-from tirg.hashing.data import LabeledImages, load_cub, load_labeled_images, load_stanford_dogs
-from tirg.hashing.loss import default_margin, triplet_hashing_loss, triplet_indices
-from tirg.hashing.metrics import mean_average_precision, precision_at_k, precision_recall_by_radius
-from tirg.hashing.model import HashHead, HashNet
-from tirg.hashing.sampler import ClassBalancedBatchSampler
-from tirg.hashing.train import HashTrainConfig, evaluate_codes, train_hashing
+The names below load their module on first use (PEP 562), so importing one part, such as the
+codes or the CUB loader, does not pull in the training loop.
+"""
 
-__all__ = [
-    "ClassBalancedBatchSampler",
-    "HashHead",
-    "HashNet",
-    "HashTrainConfig",
-    "LabeledImages",
-    "default_margin",
-    "evaluate_codes",
-    "hamming_distances",
-    "hamming_rank",
-    "load_cub",
-    "load_labeled_images",
-    "load_stanford_dogs",
-    "mean_average_precision",
-    "pack_codes",
-    "precision_at_k",
-    "precision_recall_by_radius",
-    "sign_codes",
-    "train_hashing",
-    "triplet_hashing_loss",
-    "triplet_indices",
-    "unpack_codes",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# The public names, by the module that defines them.
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "tirg.hashing.codes": ("hamming_distances", "hamming_rank", "pack_codes", "sign_codes"),
+    "tirg.hashing.data": ("LabeledImages", "load_cub", "load_labeled_images", "load_stanford_dogs"),
+    "tirg.hashing.loss": ("default_margin", "triplet_hashing_loss", "triplet_indices"),
+    "tirg.hashing.metrics": ("mean_average_precision", "precision_at_k"),
+    "tirg.hashing.model": ("HashHead", "HashNet"),
+    "tirg.hashing.sampler": ("ClassBalancedBatchSampler",),
+    "tirg.hashing.train": ("HashTrainConfig", "evaluate_codes", "train_hashing"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'tirg.hashing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
+    globals()[name] = value  # the next lookup skips this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

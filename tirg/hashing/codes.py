@@ -48,13 +48,6 @@ def pack_codes(bits: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(as_bytes).view("<u8").astype(np.uint64, copy=False)
 
 
-def unpack_codes(packed: np.ndarray, n_bits: int) -> np.ndarray:
-    """Inverse of pack_codes: bool [n, n_bits]."""
-    packed = _as_packed("packed", packed)
-    as_bytes = packed.astype("<u8", copy=False).view(np.uint8)
-    return np.unpackbits(as_bytes, axis=1, bitorder="little")[:, :n_bits].astype(bool)
-
-
 def hamming_distances(queries: np.ndarray, database: np.ndarray) -> np.ndarray:
     """Hamming distances uint16 [Q, N] between packed codes (the whole matrix: use for small Q x N)."""
     queries, database = _check_pair(queries, database)

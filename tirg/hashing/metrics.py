@@ -1,4 +1,4 @@
-"""Ranking metrics of Hamming retrieval with class labels: mAP@all, mAP@k, precision@k, PR curve.
+"""Ranking metrics of Hamming retrieval with class labels: mAP@all, mAP@k, precision@k.
 
 Relevance: a database item is relevant to a query when it has the query's label.
 AP of one ranked list = sum_r P@r * rel_r / sum_r rel_r (the original's compute_mAP);
@@ -49,28 +49,3 @@ def precision_at_k(ids: np.ndarray, query_labels: np.ndarray, database_labels: n
     if not 1 <= k <= np.asarray(ids).shape[1]:
         raise ValueError(f"k={k} must be between 1 and the {np.asarray(ids).shape[1]} ranked items")
     return float(relevance(np.asarray(ids)[:, :k], query_labels, database_labels).mean())
-
-
-def precision_recall_by_radius(
-    distances: np.ndarray, ids: np.ndarray, query_labels: np.ndarray, database_labels: np.ndarray, n_bits: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Precision and recall of "everything within Hamming radius r", r = 0..n_bits.
-
-    `distances`, `ids`: a full ranking (every database item). Precision at r is the mean over
-    queries that retrieve something within r; recall is the mean over queries with any
-    relevant item. Returns (precision [n_bits + 1], recall [n_bits + 1]); precision is NaN at
-    a radius where no query retrieves anything.
-    """
-    rel = relevance(ids, query_labels, database_labels)
-    n_relevant = rel.sum(axis=1)
-    precision = np.full(n_bits + 1, np.nan)
-    recall = np.zeros(n_bits + 1)
-    for radius in range(n_bits + 1):
-        within = np.asarray(distances) <= radius
-        retrieved = within.sum(axis=1)
-        found = (within & rel).sum(axis=1)
-        if (retrieved > 0).any():
-            precision[radius] = (found[retrieved > 0] / retrieved[retrieved > 0]).mean()
-        if (n_relevant > 0).any():
-            recall[radius] = (found[n_relevant > 0] / n_relevant[n_relevant > 0]).mean()
-    return precision, recall

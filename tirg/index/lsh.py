@@ -1,9 +1,7 @@
 """Random-hyperplane (sign random projection) LSH with multi-probe and exact re-ranking.
 
 Each of `n_tables` tables draws its own `n_bits` Gaussian hyperplanes from one seeded
-generator; a vector's key in a table is its sign pattern packed into a uint64. A
-table stores the gallery ids sorted by key, with the distinct keys and CSR offsets
-into that order, so a bucket lookup is a binary search (np.searchsorted).
+generator; the tables and their keys are tirg.index.lsh_tables.
 
 A query visits, in every table, its own bucket and (multi-probe) the buckets whose
 key differs in at most `probe_radius` bits, nearest first. The union of those
@@ -27,7 +25,6 @@ Two protocols decide what happens when the candidates are fewer than k:
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import warnings
@@ -38,13 +35,12 @@ import torch
 
 from tirg.index.checks import as_exclude, as_features, check_k
 from tirg.index.exact import exact_search
+from tirg.index.lsh_tables import MAX_BITS, BucketStats, LSHTable, build_table, hash_keys, probe_masks
 
 logger = logging.getLogger(__name__)
 
-MAX_BITS = 64  # keys are packed into one uint64
 PROTOCOLS = ("project", "original")
 MAX_PROBES = 100_000  # probe masks per table; beyond this multi-probe is slower than exact search
-_HASH_BLOCK_ROWS = 65536  # rows hashed at once: bounds the [rows, tables*bits] projection buffer
 _PROBE_CHUNK_QUERIES = 1024  # queries probed per call: bounds the (query, id) pair arrays
 
 
@@ -96,31 +92,6 @@ class LSHConfig:
 
 
 @dataclass(frozen=True)
-class LSHTable:
-    """One hash table: gallery ids sorted by key, distinct keys, and CSR offsets into the ids."""
-
-    keys: np.ndarray  # uint64 [B] distinct keys, ascending
-    offsets: np.ndarray  # int64 [B + 1]; bucket b holds ids[offsets[b]:offsets[b + 1]]
-    ids: np.ndarray  # int32 or int64 [N] gallery ids in key order
-
-    def bucket_sizes(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-
-@dataclass(frozen=True)
-class BucketStats:
-    """Occupancy of the tables: non-empty buckets and the bucket-size distribution over all tables."""
-
-    nonempty_buckets: tuple[int, ...]  # per table
-    possible_buckets: int  # 2 ** n_bits
-    size_min: int
-    size_median: float
-    size_mean: float
-    size_p99: float
-    size_max: int
-
-
-@dataclass(frozen=True)
 class LSHResult:
     """Search output: top-k (best first) plus how much work each query needed."""
 
@@ -139,14 +110,6 @@ class _Scratch:
     in_union: np.ndarray  # bool [N], all False between blocks
     position: np.ndarray  # int64 [N], column of a gallery id in the current block's union
     rows: torch.Tensor  # float32 [>= union size, d], gathered gallery rows; grown when a union is larger
-
-
-def probe_masks(n_bits: int, radius: int) -> np.ndarray:
-    """XOR masks of popcount 0..radius over n_bits bits, ordered by popcount (nearest buckets first)."""
-    masks = [0]
-    for r in range(1, radius + 1):
-        masks.extend(sum(1 << bit for bit in bits) for bits in itertools.combinations(range(n_bits), r))
-    return np.array(masks, dtype=np.uint64)
 
 
 class LSHIndex:
@@ -178,9 +141,9 @@ class LSHIndex:
         planes = np.ascontiguousarray(planes, dtype=np.float32)
         if planes.shape != (config.n_tables, config.n_bits, gallery.shape[1]):
             raise ValueError(f"planes {planes.shape} must be [n_tables={config.n_tables}, n_bits={config.n_bits}, d={gallery.shape[1]}]")
-        keys = _hash(gallery, planes)
+        keys = hash_keys(gallery, planes)
         id_dtype = np.int32 if len(gallery) < 2**31 else np.int64
-        tables = [_build_table(keys[:, t], id_dtype) for t in range(config.n_tables)]
+        tables = [build_table(keys[:, t], id_dtype) for t in range(config.n_tables)]
         index = cls(config, planes, tables, gallery)
         logger.info("built %s over %d rows: %s", config.label, len(gallery), index.bucket_stats())
         return index
@@ -188,7 +151,7 @@ class LSHIndex:
     def hash(self, features: np.ndarray) -> np.ndarray:
         """Keys of `features` in every table: uint64 [n, n_tables]."""
         features = as_features("features", features, dim=self.planes.shape[2])
-        return _hash(features, self.planes)
+        return hash_keys(features, self.planes)
 
     def bucket_stats(self) -> BucketStats:
         sizes = np.concatenate([table.bucket_sizes() for table in self.tables])
@@ -202,18 +165,6 @@ class LSHIndex:
             size_max=int(sizes.max()),
         )
 
-    def candidates(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct gallery ids in the probed buckets, as CSR.
-
-        Returns (offsets int64 [Q + 1], ids int64): query i's ids, ascending, are ids[offsets[i]:offsets[i + 1]].
-        """
-        keys = self.hash(queries)
-        query_of, gallery_id = self._probe(keys)
-        pairs = np.unique(query_of.astype(np.int64) * len(self.gallery) + gallery_id)
-        counts = np.bincount(pairs // len(self.gallery), minlength=len(keys))
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        return offsets, pairs % len(self.gallery)
-
     def search(self, queries: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> LSHResult:
         """Top-k by exact inner product among each query's candidates; what follows them is the protocol's.
 
@@ -226,7 +177,7 @@ class LSHIndex:
         exclude = as_exclude(exclude, n_queries, n_gallery)
         check_k(k, n_gallery, exclude)
 
-        keys = _hash(queries, self.planes)
+        keys = hash_keys(queries, self.planes)
         # Sorted by first-table key, consecutive queries tend to share buckets, which keeps a block's union smaller.
         order = np.argsort(keys[:, 0], kind="stable")
         scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
@@ -379,24 +330,3 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     kept_scores = np.take_along_axis(scores, kept, axis=1)
     order = np.argsort(-kept_scores, axis=1, kind="stable")
     return np.take_along_axis(kept_scores, order, axis=1), np.take_along_axis(kept, order, axis=1)
-
-
-def _hash(features: np.ndarray, planes: np.ndarray) -> np.ndarray:
-    """Sign patterns of features against each table's planes, packed into uint64 keys [n, n_tables]."""
-    n_tables, n_bits, dim = planes.shape
-    flat_planes = planes.reshape(n_tables * n_bits, dim)
-    weights = np.left_shift(np.uint64(1), np.arange(n_bits, dtype=np.uint64))
-    keys = np.empty((len(features), n_tables), dtype=np.uint64)
-    for start in range(0, len(features), _HASH_BLOCK_ROWS):
-        block = np.ascontiguousarray(features[start : start + _HASH_BLOCK_ROWS])
-        bits = (block @ flat_planes.T > 0).reshape(len(block), n_tables, n_bits)
-        keys[start : start + len(block)] = (bits * weights).sum(axis=2, dtype=np.uint64)
-    return keys
-
-
-def _build_table(keys: np.ndarray, id_dtype: type) -> LSHTable:
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
-    offsets = np.concatenate([starts, [len(keys)]]).astype(np.int64)
-    return LSHTable(keys=sorted_keys[starts], offsets=offsets, ids=order.astype(id_dtype))
