@@ -18,13 +18,30 @@ import logging
 import sys
 from pathlib import Path
 
-from tirg.compare import COMPARISON_RESULTS, CompareConfig, compare_feature_cache, ks_up_to, lsh_grid, two_row_table, write_outputs
+from tirg.compare import CompareConfig, Comparison, Method, compare_feature_cache, ks_up_to, lsh_grid, two_row_table
 from tirg.errors import TirgError
-from tirg.features import check_same_checkpoint, dataset_for_cache, load_feature_cache
+from tirg.features import FeatureCache, check_same_checkpoint, dataset_for_cache, load_feature_cache
 from tirg.fileio import check_output_dir
+from tirg.plots.comparison_report import COMPARISON_RESULTS, write_outputs
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_numbers(parser, args)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        check_output_dir(args.out, COMPARISON_RESULTS, args.overwrite)  # before any work
+        config, comparison = _compare(args)
+        write_outputs(comparison, Path(args.out), config.overlap_target, overwrite=args.overwrite)
+    except (TirgError, ValueError, ImportError) as error:
+        print(f"lsh.py: error: {error}", file=sys.stderr)
+        return 2
+    print(two_row_table(comparison.summary, config.overlap_target, max(comparison.ks), comparison.sampling))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", required=True, help="feature cache folder written by compute_and_save.py")
     parser.add_argument("--out", default="results/lsh", help="folder for the CSV, table and plots (written whole)")
@@ -64,41 +81,34 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--hash-bits", type=int, nargs="+", default=[8, 12], help="learned code lengths")
     parser.add_argument("--hash-radii", type=int, nargs="+", default=[0, 1, 2, 3], help="probe radii of the equal-bits comparison")
-    args = parser.parse_args(argv)
-    _check_numbers(parser, args)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        check_output_dir(args.out, COMPARISON_RESULTS, args.overwrite)  # before any work
-        cache = load_feature_cache(args.cache)
-        dataset = dataset_for_cache(cache, args.dataset_path)
-        config = CompareConfig(
-            n_repeats=args.repeats,
-            n_queries=args.queries,
-            ks=ks_up_to(args.k),
-            seed=args.seed,
-            lsh=lsh_grid(args.protocol, args.original_bits),
-            faiss=not args.no_faiss,
-        )
-        extra = []
-        if args.learned_hash_cache:
-            from tirg.compare import learned_vs_random_methods
-            from tirg.hashing.composed import ComposedHashConfig, train_hash_head_on_cache
+    return parser
 
-            train_cache = load_feature_cache(args.learned_hash_cache, expect={"split": "train"})
-            check_same_checkpoint(cache, train_cache, "--learned-hash-cache")
-            heads = [train_hash_head_on_cache(train_cache, ComposedHashConfig(bits=b, seed=args.seed)) for b in args.hash_bits]
-            extra = learned_vs_random_methods([h.planes for h in heads], args.hash_radii, seed=args.seed)
-        comparison = compare_feature_cache(cache, config, extra, dataset)
-    except (TirgError, ValueError, ImportError) as error:
-        print(f"lsh.py: error: {error}", file=sys.stderr)
-        return 2
-    try:
-        write_outputs(comparison, Path(args.out), config.overlap_target, overwrite=args.overwrite)
-    except TirgError as error:
-        print(f"lsh.py: error: {error}", file=sys.stderr)
-        return 2
-    print(two_row_table(comparison.summary, config.overlap_target, max(comparison.ks), comparison.sampling))
-    return 0
+
+def _compare(args: argparse.Namespace) -> tuple[CompareConfig, Comparison]:
+    """The comparison the flags ask for, on the cache under its data set's protocol."""
+    cache = load_feature_cache(args.cache)
+    dataset = dataset_for_cache(cache, args.dataset_path)
+    config = CompareConfig(
+        n_repeats=args.repeats,
+        n_queries=args.queries,
+        ks=ks_up_to(args.k),
+        seed=args.seed,
+        lsh=lsh_grid(args.protocol, args.original_bits),
+        faiss=not args.no_faiss,
+    )
+    extra = _learned_hash_methods(args, cache) if args.learned_hash_cache else []
+    return config, compare_feature_cache(cache, config, extra, dataset)
+
+
+def _learned_hash_methods(args: argparse.Namespace, cache: FeatureCache) -> list[Method]:
+    """Hash heads trained on the training split's cache (same checkpoint), beside random hyperplanes at equal bits."""
+    from tirg.compare import learned_vs_random_methods
+    from tirg.hashing.composed import ComposedHashConfig, train_hash_head_on_cache
+
+    train_cache = load_feature_cache(args.learned_hash_cache, expect={"split": "train"})
+    check_same_checkpoint(cache, train_cache, "--learned-hash-cache")
+    heads = [train_hash_head_on_cache(train_cache, ComposedHashConfig(bits=b, seed=args.seed)) for b in args.hash_bits]
+    return learned_vs_random_methods([h.planes for h in heads], args.hash_radii, seed=args.seed)
 
 
 def _check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

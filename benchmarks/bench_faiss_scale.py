@@ -81,7 +81,7 @@ def _cache(data_dir: Path):
 def worker(step: str, data_dir: Path, args: argparse.Namespace) -> list[dict]:
     import faiss
 
-    from tirg.compare_index import IndexMethod
+    from tirg.compare.methods import IndexMethod
     from tirg.index.build import build_index
     from tirg.index.exact import exact_search
     from tirg.index.folder import IndexConfig

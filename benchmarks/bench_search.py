@@ -29,9 +29,9 @@ from tirg.compare import (
     acceptance,
     pareto_front,
     run_comparison,
-    write_outputs,
 )
 from tirg.index import LSHConfig
+from tirg.plots.comparison_report import write_outputs
 
 QUICK_LSH_GRID = (
     ORIGINAL_LSH,

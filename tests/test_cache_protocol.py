@@ -19,7 +19,8 @@ from tirg.errors import CacheError
 from tirg.evaluate import metrics_from_features
 from tirg.features import check_same_checkpoint, compute_and_save, dataset_for_cache, load_feature_cache
 from tirg.index import LSHConfig
-from tirg.retrieval import cache_query, cache_query_figure
+from tirg.plots.retrieval_figures import cache_query_figure
+from tirg.retrieval import cache_query
 from tirg.runtime import seed_everything
 from tirg.training import train
 

@@ -28,11 +28,11 @@ from tirg.compare import (
     sampling_caption,
     top_k_overlap,
     two_row_table,
-    write_outputs,
 )
 from tirg.index import LSHConfig, LSHIndex, exact_search
 from tirg.index.faiss_peers import import_faiss
-from tirg.plots_compare import method_styles, recall_vs_time_figure
+from tirg.plots.comparison import method_styles, recall_vs_time_figure
+from tirg.plots.comparison_report import write_outputs
 
 
 def _task(n_gallery: int = 600, n_queries: int = 120, dim: int = 16, seed: int = 0):

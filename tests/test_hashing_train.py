@@ -8,11 +8,11 @@ import pytest
 from hashing_fixtures import write_cub
 
 from tirg.cli import main
-from tirg.compare import CompareConfig, Method, _build_exact, learned_vs_random_methods, learned_vs_random_table, run_comparison
+from tirg.compare import CompareConfig, Method, build_exact, learned_vs_random_methods, learned_vs_random_table, run_comparison
 from tirg.hashing.codes import hamming_rank, pack_codes, sign_codes
 from tirg.hashing.composed import ComposedHashConfig, train_hash_head
 from tirg.hashing.metrics import precision_at_k
-from tirg.plots_compare import plot_learned_vs_random
+from tirg.plots.comparison import plot_learned_vs_random
 
 
 def test_cli_train_then_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,7 +101,7 @@ def test_learned_head_beats_random_hyperplanes_at_equal_bits(tmp_path: Path) -> 
 
     # Both run through the comparison runner as methods of the same LSH index.
     config = CompareConfig(n_repeats=1, n_queries=300, ks=(1, 10), lsh=(), faiss=False)
-    methods = [Method("exact", "exact", _build_exact)] + learned_vs_random_methods([head.planes], radii=(0, 1))
+    methods = [Method("exact", "exact", build_exact)] + learned_vs_random_methods([head.planes], radii=(0, 1))
     comparison = run_comparison(queries, gallery, None, query_labels, gallery_labels, config, methods)
     assert set(comparison.summary["method"]) == {
         "exact",

@@ -12,6 +12,7 @@ from PIL import Image
 
 from tirg import interactive
 from tirg.checkpoint import load_model
+from tirg.compare.report import recall_table
 from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.errors import CacheError, CheckpointError, OutputError
@@ -28,7 +29,6 @@ from tirg.interactive import (
     train_hint,
 )
 from tirg.models import build_model
-from tirg.plots_notebooks import recall_table
 from tirg.retrieval import cache_query, compose_query, load_query_image, query_transform, search_cache
 from tirg.runtime import seed_everything
 from tirg.text import Vocabulary

@@ -16,7 +16,7 @@ from tirg.config import TrainConfig
 from tirg.data import image_transform, load_dataset
 from tirg.evaluate import compute_image_features, l2_normalize, query_features_for
 from tirg.features import compute_and_save, load_feature_cache
-from tirg.plots import HIT_COLOR
+from tirg.plots.retrieval_grid import HIT_COLOR
 from tirg.retrieval import compose_query, query_transform
 from tirg.runtime import seed_everything
 from tirg.training import train

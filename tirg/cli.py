@@ -299,7 +299,8 @@ def _run_export_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _run_retrieve(args: argparse.Namespace) -> int:
-    from tirg.plots import save_figure
+    from tirg.plots.retrieval_figures import retrieval_figure
+    from tirg.plots.save import save_figure
     from tirg.retrieval import RetrieveConfig, retrieve
 
     out = Path(args.out) if args.out else None
@@ -311,7 +312,7 @@ def _run_retrieve(args: argparse.Namespace) -> int:
     config = RetrieveConfig(**{f.name: getattr(args, f.name) for f in fields(RetrieveConfig)})
     result = retrieve(config, progress=True)
     if out is not None:
-        save_figure(result.figure(args.columns), out)
+        save_figure(retrieval_figure(result, args.columns), out)
     rows = result.rows()
     if args.json:
         target = None if result.target is None else str(result.dataset.image_files[result.target])
@@ -399,7 +400,7 @@ def _run_index(args: argparse.Namespace) -> int:
         out = build_index(load_feature_cache(args.cache), config, args.out, overwrite=args.overwrite)
         print(json.dumps({"out": str(out), **json.loads((out / "index.json").read_text())}, indent=2))
         return 0
-    from tirg.compare_index import compare_index
+    from tirg.compare.index_report import compare_index
 
     for flag, minimum in (("k", 1), ("queries", 1), ("repeats", 1), ("rerank", 0)):
         if getattr(args, flag) < minimum:

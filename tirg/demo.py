@@ -24,8 +24,9 @@ from tirg.data import CSSGeneratorConfig, RetrievalDataset, generate_css, load_d
 from tirg.data.css_generate import CSS_DATA, DESCRIPTION_FILE
 from tirg.features import FeatureCache, compute_and_save, load_feature_cache
 from tirg.fileio import atomic_directory, atomic_write, atomic_write_text, check_output_dir, check_output_file, marked_kind
-from tirg.index import exact_search
-from tirg.plots import plot_recall_per_model, plot_retrieval
+from tirg.plots.model_recall import plot_recall_per_model
+from tirg.plots.retrieval_figures import cache_query_figure
+from tirg.plots.save import save_figure
 from tirg.runtime import resolve_device, seed_everything
 from tirg.training import train
 
@@ -119,7 +120,8 @@ def _train_models(config: DemoConfig, data_dir: Path, results_dir: Path, progres
 
 def compare_search_methods(cache: FeatureCache, results_dir: Path, images_dir: Path, config: DemoConfig) -> str:
     """Compare exact search with LSH (and FAISS when installed) on a feature cache."""
-    from tirg.compare import CompareConfig, compare_feature_cache, fastest_lsh_within_recall, two_row_table, write_outputs
+    from tirg.compare import CompareConfig, compare_feature_cache, fastest_lsh_within_recall, two_row_table
+    from tirg.plots.comparison_report import write_outputs
 
     compare_config = CompareConfig(
         n_repeats=config.lsh_repeats, n_queries=config.lsh_queries, seed=config.seed, faiss=importlib.util.find_spec("faiss") is not None
@@ -148,24 +150,9 @@ def compare_search_methods(cache: FeatureCache, results_dir: Path, images_dir: P
 
 
 def save_retrieval_example(cache: FeatureCache, testset: RetrievalDataset, path: Path, seed: int, top_k: int = 8) -> Path:
-    """A random test query (seeded) with its top-k results from the cached features, hits marked."""
+    """A random test query (seeded) with its top-k results from the cached features, hits marked, in one row."""
     query_index = int(np.random.default_rng(seed).integers(len(testset.queries)))
-    query = testset.queries[query_index]
-    _, neighbors = exact_search(
-        np.asarray(cache.query_features[query_index : query_index + 1]),
-        np.asarray(cache.gallery_features),
-        top_k,
-        exclude=np.array([query.source]),
-    )
-    results = [int(i) for i in neighbors[0]]
-    return plot_retrieval(
-        testset.load_image(query.source),
-        query.text,
-        [testset.load_image(i) for i in results],
-        [testset.captions[i] == query.target_caption for i in results],
-        path,
-        target_image=testset.load_image(query.target) if query.target is not None else None,
-    )
+    return save_figure(cache_query_figure(cache, testset, query_index, top_k, columns=top_k), path)
 
 
 def _write_bytes(data: bytes, file: IO[bytes]) -> None:

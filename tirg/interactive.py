@@ -31,7 +31,9 @@ from tirg.errors import CacheError, CheckpointError, DataError, OutputError, Tir
 from tirg.features import MANIFEST, FeatureCache
 from tirg.fileio import atomic_write, describe_entries
 from tirg.models import ComposeModel
-from tirg.plots_notebooks import figure_png, training_curves_figure
+from tirg.plots.retrieval_figures import retrieval_figure
+from tirg.plots.save import figure_png
+from tirg.plots.training_curves import training_curves_figure
 from tirg.retrieval import Gallery, RetrievalResult, query_by_index, query_by_photo
 from tirg.runtime import resolve_device
 from tirg.training import train
@@ -341,13 +343,13 @@ class RetrievalApp:
         return query_by_index(gallery, int(self.query.value), self.k, text or None, self.model, self.device)
 
     def figure(self) -> Figure:
-        return self.result().figure(self.columns)
+        return retrieval_figure(self.result(), self.columns)
 
     def search(self) -> None:
         """Replace the results with the new query's; a bad input replaces them with its message, not a traceback."""
         try:
             result = self.result()
-            png = figure_png(result.figure(self.columns))
+            png = figure_png(retrieval_figure(result, self.columns))
         except (TirgError, ValueError, OSError) as error:
             self.message.value = f"<b style='color:#b00'>{html.escape(str(error))}</b>"
             self.message.layout.display = None

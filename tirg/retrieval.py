@@ -2,7 +2,8 @@
 
 The gallery is a feature cache (L2-normalised features computed by `compute_and_save`) or a data
 set split embedded on the spot; a custom query is embedded with the checkpoint, then searched the
-same way. Notebook 03, its widget app and `tirg retrieve` all go through these functions.
+same way. Notebook 03, its widget app and `tirg retrieve` all go through these functions; they return
+results, and tirg.plots.retrieval_figures draws them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
 from tirg.checkpoint import load_model
@@ -25,7 +25,6 @@ from tirg.evaluate import compute_image_features, l2_normalize
 from tirg.features import FeatureCache, dataset_for_cache, file_sha256, load_feature_cache
 from tirg.index import exact_search
 from tirg.models import ComposeModel
-from tirg.plots_notebooks import retrieval_grid_figure
 from tirg.runtime import resolve_device
 
 
@@ -182,18 +181,6 @@ class RetrievalResult:
             for rank, (index, score) in enumerate(zip(self.found.ids, self.found.scores))
         ]
 
-    def figure(self, columns: int = 4) -> Figure:
-        """The seeds' figure: the query image titled with its text (and the ground truth when known), then the top-k, hits framed."""
-        return retrieval_grid_figure(
-            self.query_image,
-            self.text,
-            [self.dataset.load_image(i) for i in self.found.ids],
-            self.found.hits,
-            columns,
-            target_image=None if self.target is None else self.dataset.load_image(self.target),
-            same_as_query=None if self.same_as_query is None else self.dataset.load_image(self.same_as_query),
-        )
-
 
 def query_by_index(
     gallery: Gallery,
@@ -272,27 +259,6 @@ def gallery_copy(
         if candidate.shape == pixels.shape and np.array_equal(candidate, pixels):
             return int(index)
     return None
-
-
-def cache_query_figure(cache: FeatureCache, dataset: RetrievalDataset, index: int, k: int = 16, columns: int = 4) -> Figure:
-    """Source image with its text and ground truth, then the top-k with hits marked."""
-    check_dataset_matches(cache, dataset)
-    return query_by_index(Gallery.from_cache(cache, dataset), index, k).figure(columns)
-
-
-def custom_query_figure(
-    model: ComposeModel,
-    cache: FeatureCache,
-    dataset: RetrievalDataset,
-    image: Image.Image,
-    text: str,
-    k: int = 16,
-    columns: int = 4,
-    device: str | torch.device = "cpu",
-) -> Figure:
-    """Any image plus any text: the top-k from the cached gallery (no ground truth, so no hit marks)."""
-    check_dataset_matches(cache, dataset)
-    return query_by_photo(model, Gallery.from_cache(cache, dataset), image, text, k, device).figure(columns)
 
 
 def require_cache_of(cache: FeatureCache, checkpoint: str | Path) -> None:

@@ -1,10 +1,12 @@
-"""Figures of the search comparison: recall@k versus query time (Pareto front marked) and recall@k curves.
+"""Figures of the search comparison: recall@k versus query time (Pareto front marked), recall@k curves,
+learned versus random hyperplanes, and the course project's table beside its curves.
 
 Within one comparison a method has the same colour and marker in every figure (`method_styles`).
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +15,9 @@ import pandas as pd
 # A bare Figure draws with the Agg canvas when saved, without touching pyplot's global backend.
 from matplotlib.figure import Figure
 
-from tirg.compare import best_lsh, pareto_front
+from tirg.compare.report import mean_std, table_rows
+from tirg.compare.selection import best_lsh, pareto_front
+from tirg.plots.save import save_figure
 
 _FAMILY_STYLE = {
     "exact": ("black", "*"),
@@ -51,8 +55,7 @@ def recall_limits(values: Sequence[float]) -> tuple[float, float]:
 
 def plot_recall_vs_time(summary: pd.DataFrame, path: Path, k: int = 100) -> Path:
     """`recall_vs_time_figure` saved to `path`."""
-    recall_vs_time_figure(summary, k).savefig(path, dpi=120)
-    return path
+    return save_figure(recall_vs_time_figure(summary, k), path, dpi=120)
 
 
 def recall_vs_time_figure(summary: pd.DataFrame, k: int = 100) -> Figure:
@@ -91,6 +94,11 @@ def _zero_if_nan(value: float) -> float:
 
 
 def plot_recall_curves(summary: pd.DataFrame, path: Path, ks: Sequence[int], overlap_target: float) -> Path:
+    """`recall_curves_figure` saved to `path`."""
+    return save_figure(recall_curves_figure(summary, ks, overlap_target), path, dpi=120)
+
+
+def recall_curves_figure(summary: pd.DataFrame, ks: Sequence[int], overlap_target: float) -> Figure:
     """Recall@k against k for exact search, the best LSH setting, the original protocol's LSH and each FAISS peer."""
     k = max(ks)
     best = best_lsh(summary, f"overlap@{k}_mean", overlap_target)["method"] if (summary["family"] == "lsh").any() else None
@@ -111,11 +119,15 @@ def plot_recall_curves(summary: pd.DataFrame, path: Path, ks: Sequence[int], ove
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return fig
 
 
 def plot_learned_vs_random(summary: pd.DataFrame, path: Path, k: int = 100) -> Path:
+    """`learned_vs_random_figure` saved to `path`."""
+    return save_figure(learned_vs_random_figure(summary, k), path, dpi=120)
+
+
+def learned_vs_random_figure(summary: pd.DataFrame, k: int = 100) -> Figure:
     """Recall@k against candidates per query: learned and random hyperplanes at equal bits, one line per code length."""
     fig = Figure(figsize=(7, 5))
     ax = fig.subplots()
@@ -142,5 +154,44 @@ def plot_learned_vs_random(summary: pd.DataFrame, path: Path, k: int = 100) -> P
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    return path
+    return fig
+
+
+def compare_result_figure(summary: pd.DataFrame, ks: Sequence[int], overlap_target: float, caption: str | None = None) -> Figure:
+    """The course project's table (hashing vs exact: Recall@k and time) beside their recall@k curves.
+
+    Hashing rows: the original protocol's setting (when compared) and the best project LSH setting.
+    caption: how the samples were drawn (Comparison.sampling), shown above the table.
+    """
+    k = max(ks)
+    rows = table_rows(summary, overlap_target, k)
+    styles = method_styles(summary["method"].tolist())
+    figure = Figure(figsize=(12, 3.8))
+    table_axes, curve_axes = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+    cells = [
+        [
+            mean_std(100 * row[f"recall@{k}_mean"], 100 * row[f"recall@{k}_std"], 2, nan_std_as_zero=True),
+            mean_std(row["query_s_mean"], row["query_s_std"], 3, nan_std_as_zero=True),
+        ]
+        for row in rows
+    ]
+    labels = [f"No hashing\n({row['method']})" if row["family"] == "exact" else f"Hashing\n({row['method']})" for row in rows]
+    table = table_axes.table(cellText=cells, rowLabels=labels, colLabels=[f"Recall (R@{k})", "Time (s)"], loc="center", cellLoc="center")
+    table.scale(1, 2.6)
+    table.set_fontsize(9)
+    table_axes.axis("off")
+    title = caption[0].upper() + caption[1:] if caption else "Mean ± std over the query samples"
+    table_axes.set_title(textwrap.fill(title, 60), fontsize=9)
+    for row in rows:
+        color, marker = styles[row["method"]]
+        style = "--" if row["family"] == "exact" else "-"  # dashed: a hashing line that matches it stays visible
+        curve_axes.plot(list(ks), [row[f"recall@{kk}_mean"] for kk in ks], style, marker=marker, color=color, label=row["method"])
+    curve_axes.set_xscale("log")
+    curve_axes.set_xticks(list(ks), [str(kk) for kk in ks])
+    curve_axes.set_xlabel("k")
+    curve_axes.set_ylabel("task recall@k")
+    curve_axes.set_ylim(0, 1.02)
+    curve_axes.grid(True, alpha=0.3)
+    curve_axes.legend(fontsize=8)
+    figure.tight_layout()
+    return figure

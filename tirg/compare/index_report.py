@@ -1,7 +1,7 @@
 """An opened index (tirg.index.opened) beside exact search on its cache, through the comparison of lsh.py.
 
 The same random query samples, task recall@k under the data set's rules, top-k overlap with exact
-search and query time as `lsh.py` reports (tirg.compare.compare_feature_cache), plus the index's
+search and query time as `lsh.py` reports (tirg.compare.runner.compare_feature_cache), plus the index's
 size on disk, bytes per vector, load time and the process's resident memory.
 """
 
@@ -12,47 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from tirg.compare import CompareConfig, Method, SearchOutput, compare_feature_cache, ks_up_to
+from tirg.compare.config import CompareConfig, ks_up_to
+from tirg.compare.methods import IndexMethod, Method, index_method_name
+from tirg.compare.runner import compare_feature_cache
 from tirg.data import RetrievalDataset
 from tirg.features import FeatureCache
-from tirg.index.faiss_peers import FaissSearcher, import_faiss
 from tirg.index.opened import OpenedIndex
-
-
-class IndexMethod:
-    """An opened index as a comparison method: search, and the gallery vectors each query is compared with."""
-
-    def __init__(self, opened: OpenedIndex, rerank: int = 0) -> None:
-        self.opened = opened
-        self.rerank = rerank
-        self._k = 1
-
-    def __call__(self, queries: np.ndarray, k: int, exclude: np.ndarray | None) -> SearchOutput:
-        self._k = k
-        if self.opened.kind == "lsh":  # fallback queries count as comparing with the whole gallery, as in lsh.py
-            result = self.opened.index.search(queries, k, exclude=exclude)
-            return SearchOutput(result.ids, np.where(result.fallback, len(self.opened.index.gallery), result.n_candidates))
-        _, ids = self.opened.search(queries, k, exclude=exclude, rerank=self.rerank)
-        return SearchOutput(ids, None)
-
-    def count(self, queries: np.ndarray) -> np.ndarray:
-        """All vectors (flat), those in the probed lists (ivf, ivfpq), or the HNSW distance evaluations; not timed."""
-        faiss = import_faiss()
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        kind = self.opened.kind
-        if kind == "flat":
-            return np.full(len(queries), self.opened.manifest["num_gallery"], dtype=np.int64)
-        if kind == "hnsw":
-            faiss.cvar.hnsw_stats.reset()
-            self.opened.index.search(queries, self._k)
-            return np.full(len(queries), faiss.cvar.hnsw_stats.ndis // len(queries), dtype=np.int64)
-        ivfs = [faiss.extract_index_ivf(shard) for shard in self.opened.shards]
-        return sum(FaissSearcher(kind, ivf, ivf.ntotal, ivf.d, n_probe=ivf.nprobe).n_compared(queries) for ivf in ivfs)
-
-
-def method_name(opened: OpenedIndex, rerank: int = 0) -> str:
-    settings = " ".join(f"{k}={v}" for k, v in {**opened.search_settings, **({"rerank": rerank} if rerank else {})}.items())
-    return f"{opened.manifest.get('factory') or opened.kind} {settings}".strip()
 
 
 def compare_index(
@@ -71,15 +36,15 @@ def compare_index(
     rerank: score the index's best `rerank` again exactly (OpenedIndex.search).
     """
     config = CompareConfig(n_repeats=n_repeats, n_queries=n_queries, ks=ks_up_to(k), seed=seed, lsh=(), faiss=False)
-    method = Method(method_name(opened, rerank), f"index-{opened.kind}", lambda gallery, seed: IndexMethod(opened, rerank))
+    method = Method(index_method_name(opened, rerank), f"index-{opened.kind}", lambda gallery, seed: IndexMethod(opened, rerank))
     comparison = compare_feature_cache(cache, config, [method], dataset)
     ks, sample = comparison.ks, min(n_queries, len(cache.query_features))
     methods = {}
     for _, row in comparison.summary.iterrows():
         methods[row["method"]] = {
-            **{f"recall@{kk}": _mean_std(row, f"recall@{kk}") for kk in ks},
-            f"overlap@{max(ks)}_with_exact": _mean_std(row, f"overlap@{max(ks)}"),
-            "seconds_per_1000_queries": _mean_std(row, "query_s", 1000 / sample),
+            **{f"recall@{kk}": _mean_and_std(row, f"recall@{kk}") for kk in ks},
+            f"overlap@{max(ks)}_with_exact": _mean_and_std(row, f"overlap@{max(ks)}"),
+            "seconds_per_1000_queries": _mean_and_std(row, "query_s", 1000 / sample),
             "compared_per_query": float(row["candidates_mean"]),
         }
     n_gallery = opened.manifest["num_gallery"]
@@ -104,7 +69,8 @@ def compare_index(
     }
 
 
-def _mean_std(row: Any, column: str, scale: float = 1.0) -> dict[str, float | None]:
+def _mean_and_std(row: Any, column: str, scale: float = 1.0) -> dict[str, float | None]:
+    """The summary's mean and std of `column` as JSON numbers (std None for a single sample)."""
     std = row[f"{column}_std"]
     return {"mean": float(row[f"{column}_mean"]) * scale, "std": None if np.isnan(std) else float(std) * scale}
 
