@@ -80,6 +80,9 @@ class TextLSTMEncoder(nn.Module):
         for row, ids in enumerate(encoded):
             padded[row, : len(ids)] = torch.tensor(ids)
         device = self.embedding.weight.device
-        outputs, _ = self.lstm(self.embedding(padded.to(device)))
+        # On CPU the LSTM runs in float32 even under bfloat16 autocast (--amp): oneDNN has no bfloat16
+        # LSTM on CPUs without AVX512-BF16 and refuses it, and the encoder is a small share of the time.
+        with torch.autocast("cpu", enabled=False):
+            outputs, _ = self.lstm(self.embedding(padded.to(device)))
         last = outputs[torch.arange(len(encoded), device=device), (lengths - 1).to(device)]
         return self.head(last)
