@@ -11,7 +11,7 @@ from typing import Any
 from tirg.cli.flags import add_config_flags
 from tirg.cli.types import Runner
 from tirg.hashing.train import LR_SCHEDULES, OPTIMIZERS, HashTrainConfig
-from tirg.runs import new_run_dir, removed_unless_checkpointed
+from tirg.runs import hash_run_name, new_run_dir, removed_unless_checkpointed
 
 DEFAULT_LOG_DIR = Path("runs") / "hash"
 
@@ -83,7 +83,8 @@ def _train(args: argparse.Namespace) -> dict[str, Any] | None:
             run_dir = Path(args.out)
             result = train_hashing(config, run_dir, progress=main, overwrite=args.overwrite)
         else:
-            run_dir = distributed.from_main(lambda: new_run_dir(DEFAULT_LOG_DIR, f"_{config.dataset_name}_{config.binary_bits}bits"))
+            name = hash_run_name(config.dataset_name, config.binary_bits)
+            run_dir = distributed.from_main(lambda: new_run_dir(DEFAULT_LOG_DIR, f"_{name}"))
             with removed_unless_checkpointed(run_dir, ("checkpoint.pth",)) if main else nullcontext():
                 result = train_hashing(config, run_dir, progress=main)
     finally:
