@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from tirg.cli import checkpoints, data, demo, hashing, index, retrieve, train
-from tirg.cli.types import Runner
+from tirg.cli.runner import Runner
 
 # Each family adds its commands to the parser, in the order `tirg --help` lists them.
 FAMILIES = (data, train, checkpoints, retrieve, demo, hashing, index)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tirg.cli.types import Runner
+from tirg.cli.runner import Runner
 from tirg.original import VOCABULARY_ORDERS
 from tirg.train import TrainConfig
 

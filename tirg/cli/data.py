@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tirg.cli.types import Runner
+from tirg.cli.runner import Runner
 from tirg.train import TrainConfig
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tirg.cli.flags import add_config_flags
-from tirg.cli.types import Runner
+from tirg.cli.runner import Runner
 from tirg.hashing.train import LR_SCHEDULES, OPTIMIZERS, HashTrainConfig
 from tirg.runs import hash_run_name, new_run_dir, removed_unless_checkpointed
 

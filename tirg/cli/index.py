@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tirg.cli.types import Runner
+from tirg.cli.runner import Runner
 
 # Build settings that default to None: the index kind's own default applies.
 _BUILD_SETTINGS = (

@@ -10,7 +10,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from tirg.cli.flags import add_config_flags, flag_kwargs
-from tirg.cli.types import Runner
+from tirg.cli.runner import Runner
 from tirg.train import TrainConfig
 
 if TYPE_CHECKING:
