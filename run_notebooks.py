@@ -13,7 +13,7 @@ import ast
 import sys
 from pathlib import Path
 
-from tirg.notebook_run import execute_notebook
+from tirg.notebook.run import execute_notebook
 
 
 def parameter(text: str) -> tuple[str, object]:

@@ -2,15 +2,14 @@
 
     nb = run_notebook(REPO_ROOT / "notebooks/01_train.ipynb", {"smoke": True, ...}, tmp_path)
 
-The parameters go into a new cell after the one tagged `parameters`. The kernel is this
-test process's Python (a kernelspec written to a temporary folder), with the repository
-on its path, so the notebook imports the checkout under test whatever kernelspecs the
-machine has installed. The notebook starts in its own folder, as Jupyter would start it.
+A thin layer over the library's runner (tirg.notebook.run), adding what a test needs: the kernel
+is this test process's Python (a kernelspec written to a temporary folder), with the repository
+on its path, so the notebook imports the checkout under test whatever kernelspecs the machine has
+installed; and a failing cell becomes a NotebookCellError naming the cell and its source.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ from typing import Any
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from tirg.notebook_run import inject_parameters
+from tirg.notebook.run import execute, inject_parameters
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KERNEL_NAME = "tirg-tests"
@@ -52,30 +50,31 @@ def _kernel_manager(kernels_dir: Path) -> KernelManager:
     return KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
 
 
+def _cell_error(path: Path, nb: nbformat.NotebookNode) -> NotebookCellError | None:
+    """The first cell's error output in the executed notebook, as a NotebookCellError."""
+    for index, cell in enumerate(nb.cells):
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            error = errors[0]
+            return NotebookCellError(path, index, cell.source, error["ename"], error["evalue"], "\n".join(error["traceback"]))
+    return None
+
+
 def run_notebook(path: Path, parameters: dict[str, Any], work_dir: Path, timeout: int = 300) -> nbformat.NotebookNode:
     """Execute `path` with `parameters`; return the executed notebook or raise NotebookCellError.
 
-    The executed copy is also written to `work_dir/<name>` for inspection.
+    The executed copy is also written to `work_dir/<name>` for inspection. The library runner shuts
+    the kernel down and frees its clients (gc.collect) after the run, pass or fail.
     """
     path = Path(path)
     nb = inject_parameters(nbformat.read(path, as_version=4), parameters)
-    km = _kernel_manager(work_dir / "kernels")
-    client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(path.parent)}})
     try:
-        client.execute()
+        execute(nb, path.parent, timeout, kernel_manager=_kernel_manager(work_dir / "kernels"))
     except CellExecutionError:
-        for index, cell in enumerate(nb.cells):
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            if errors:
-                error = errors[0]
-                raise NotebookCellError(path, index, cell.source, error["ename"], error["evalue"], "\n".join(error["traceback"])) from None
+        error = _cell_error(path, nb)
+        if error is not None:
+            raise error from None
         raise
     finally:
-        if km.has_kernel:  # a client given its kernel manager leaves the kernel running
-            km.shutdown_kernel(now=True)
         nbformat.write(nb, work_dir / path.name)
-        # Free the dropped kernel clients now. Left to a later collection, their __del__ can run inside
-        # another test's ast.parse, which CPython 3.11 reports as "AST constructor recursion depth mismatch".
-        del client, km
-        gc.collect()
     return nb

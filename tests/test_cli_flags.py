@@ -10,16 +10,16 @@ from typing import Any, Literal, Optional, Union
 
 import pytest
 
-from tirg.cli import _parser
+from tirg.cli import build_parser
+from tirg.cli.flags import add_config_flags, field_types, flag_kwargs
 from tirg.config import TrainConfig
-from tirg.flags import add_config_flags, field_types, flag_kwargs
 from tirg.hashing.train import HashTrainConfig
 
 COMMANDS = [(TrainConfig, ("train",)), (HashTrainConfig, ("hash", "train"))]
 
 
 def _subparser(command: tuple[str, ...]) -> argparse.ArgumentParser:
-    parser = _parser()
+    parser = build_parser()
     for name in command:
         (sub,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
         parser = sub.choices[name]

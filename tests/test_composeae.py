@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from tirg.checkpoint import CHECKPOINT_NAME, atomic_torch_save, check_text_encoder, load_checkpoint, load_model, make_checkpoint
-from tirg.cli import main, parse_bool
+from tirg.cli import main
+from tirg.cli.flags import parse_bool
 from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.data.complete_text import complete_text_queries

@@ -10,26 +10,27 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from tirg import interactive
 from tirg.checkpoint import load_model
 from tirg.compare.report import recall_table
 from tirg.config import TrainConfig
 from tirg.data import load_dataset
 from tirg.errors import CacheError, CheckpointError, OutputError
 from tirg.features import compute_and_save, load_feature_cache
-from tirg.interactive import (
+from tirg.models import build_model
+from tirg.notebook import (
     LiveFigure,
     RetrievalApp,
     chdir_to_repository_root,
-    fresh_run_dir,
     notebook_logging,
     require_checkpoint,
     require_feature_cache,
     show_tensorboard,
     train_hint,
 )
-from tirg.models import build_model
+from tirg.notebook import display as notebook_display
+from tirg.notebook import estimate as training_estimate
 from tirg.retrieval import cache_query, compose_query, load_query_image, query_transform, search_cache
+from tirg.runs import fresh_run_dir
 from tirg.runtime import seed_everything
 from tirg.text import Vocabulary
 from tirg.training import train
@@ -166,17 +167,17 @@ def test_training_estimate_extrapolates_the_timed_warm_up(monkeypatch):
             writer.add_scalar("train/total_loss", 1.0, step)
             writer.add_scalar("train/iterations_per_second", 1 / seconds, step)
 
-    monkeypatch.setattr(interactive, "train", fake_train)
+    monkeypatch.setattr(training_estimate, "train", fake_train)
     config = TrainConfig(num_iters=100, eval_every=10, val_fraction=0.1, device="cpu")
-    estimate = interactive.estimate_training(config, warmup_iters=6)
+    estimate = training_estimate.estimate_training(config, warmup_iters=6)
     assert (seen["config"].num_iters, seen["config"].log_every, seen["config"].eval_every, seen["evaluate_test"]) == (6, 1, 3, False)
     assert estimate.seconds_per_iteration == pytest.approx(0.5) and estimate.seconds_per_validation == pytest.approx(2.0)
     assert estimate.validation_points == 10 and estimate.seconds == pytest.approx(100 * 0.5 + 10 * 2.0)
     assert str(estimate).startswith("100 iterations on cpu: about 70 s")
-    without_validation = interactive.estimate_training(replace(config, val_fraction=0.0), warmup_iters=6)
+    without_validation = training_estimate.estimate_training(replace(config, val_fraction=0.0), warmup_iters=6)
     assert seen["config"].eval_every == 0 and without_validation.validation_points == 0
     with pytest.raises(ValueError, match="warmup_iters=3"):
-        interactive.estimate_training(config, warmup_iters=3)
+        training_estimate.estimate_training(config, warmup_iters=3)
 
 
 def test_missing_artefacts_name_the_command_that_creates_them(tmp_path):
@@ -207,7 +208,7 @@ def test_fresh_run_dir_refuses_or_replaces_a_run(tmp_path):
 
 def test_tensorboard_is_skipped_with_a_note_when_not_installed(monkeypatch, tmp_path):
     monkeypatch.setattr(
-        interactive.importlib.util, "find_spec", lambda name: None if name == "tensorboard" else importlib.util.find_spec(name)
+        notebook_display.importlib.util, "find_spec", lambda name: None if name == "tensorboard" else importlib.util.find_spec(name)
     )
     assert "not installed" in show_tensorboard(tmp_path)
 

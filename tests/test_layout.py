@@ -28,48 +28,23 @@ MAX_FUNCTION_LINES = 60
 LAYERS: tuple[tuple[str, ...], ...] = (
     # foundations: errors, files, devices, argument checks; and search over plain arrays (exact,
     # LSH, FAISS peers), which evaluation uses to rank a gallery
-    ("tirg.errors", "tirg.fileio", "tirg.runtime", "tirg.validation", "tirg.safe_pickle", "tirg.flags",
+    ("tirg.errors", "tirg.fileio", "tirg.runtime", "tirg.validation", "tirg.safe_pickle",
      "tirg.distributed", "tirg.runs", "tirg.metrics", "tirg.index", "tirg.hashing.codes"),
     ("tirg.data", "tirg.hashing.data"),
     ("tirg.text", "tirg.text_encoders", "tirg.models", "tirg.losses", "tirg.checkpoint", "tirg.backbone_cache",
      "tirg.hashing.model", "tirg.hashing.loss", "tirg.hashing.metrics", "tirg.hashing.sampler"),
-    ("tirg.train", "tirg.training", "tirg.config", "tirg.optimization", "tirg.evaluate", "tirg.early_stopping",
+    ("tirg.training", "tirg.training_setup", "tirg.config", "tirg.optimization", "tirg.evaluate", "tirg.early_stopping",
      "tirg.frozen_backbone", "tirg.compat", "tirg.hashing", "tirg.hashing.train", "tirg.hashing.frozen"),
     ("tirg.features",),
     # index folders built from a feature cache, and what compares or serves searches
     ("tirg.index.folder", "tirg.index.build", "tirg.index.opened", "tirg.compare", "tirg.retrieval",
      "tirg.hashing.composed"),
     ("tirg.plots",),
-    ("tirg.cli", "tirg.__main__", "tirg.demo", "tirg.notebook", "tirg.download", "tirg.hashing.cli"),
+    ("tirg.cli", "tirg.__main__", "tirg.demo", "tirg.notebook", "tirg.download"),
 )  # fmt: skip
 
-# The merger empties these three: modules and offences of the other branches of issue 16, as they
-# stand before those branches land. Each entry must still hold (the tests say when one no longer
-# does), so the lists can only shrink.
-PRE_MERGE_LAYERS = {
-    "tirg.original": "tirg.compat", "tirg.compare_index": "tirg.compare", "tirg.plots_compare": "tirg.plots",
-    "tirg.plots_notebooks": "tirg.plots", "tirg.interactive": "tirg.notebook", "tirg.notebook_run": "tirg.notebook",
-}  # fmt: skip
-NOT_YET_SPLIT = {
-    "tirg/cli.py",
-    "tirg/compare.py",
-    "tirg/compare.py::run_comparison",
-    "tirg/features.py::compute_and_save",
-    "tirg/features.py::load_feature_cache",
-    "tirg/hashing/train.py::_train_into",
-    "tirg/index/exact.py::exact_search",
-    "tirg/train.py",
-    "tirg/train.py::train",
-}
-NOT_YET_DOWNWARD = {
-    ("tirg.compare", "tirg.plots_compare"),
-    ("tirg.retrieval", "tirg.plots_notebooks"),
-}
-KNOWN_CYCLES = {frozenset({"tirg.compare", "tirg.plots_compare"})}
-STILL_LOADS_TRAINING = {"tirg.retrieval"}
-
-TRAINING_MODULES = ("tirg.train", "tirg.training", "tirg.optimization", "tirg.hashing.train")
-SEARCH_SIDE = ("tirg.index", "tirg.data", "tirg.retrieval")  # those in STILL_LOADS_TRAINING last
+TRAINING_MODULES = ("tirg.training", "tirg.training_setup", "tirg.optimization", "tirg.hashing.train")
+SEARCH_SIDE = ("tirg.index", "tirg.data", "tirg.retrieval")
 
 
 def module_files() -> dict[str, Path]:
@@ -118,8 +93,8 @@ def import_graph() -> dict[str, set[str]]:
     return {name: imported_modules(name, path, modules) for name, path in modules.items()}
 
 
-def find_cycle(graph: dict[str, set[str]], skip: set[frozenset[str]]) -> list[str] | None:
-    """One import cycle (its modules in order, the first repeated at the end), ignoring the cycles in `skip`."""
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle (its modules in order, the first repeated at the end), or None."""
     state: dict[str, str] = {}  # "open" while on the path, "done" after
     path: list[str] = []
 
@@ -128,9 +103,7 @@ def find_cycle(graph: dict[str, set[str]], skip: set[frozenset[str]]) -> list[st
         path.append(node)
         for target in sorted(graph[node]):
             if state.get(target) == "open":
-                cycle = path[path.index(target) :] + [target]
-                if frozenset(cycle) not in skip:
-                    return cycle
+                return path[path.index(target) :] + [target]
             elif target not in state and (cycle := visit(target)):
                 return cycle
         path.pop()
@@ -145,7 +118,6 @@ def find_cycle(graph: dict[str, set[str]], skip: set[frozenset[str]]) -> list[st
 
 def layer_of(module: str) -> int | None:
     """Index into LAYERS of the longest name covering `module`; None for a module no layer names."""
-    module = PRE_MERGE_LAYERS.get(module, module)
     best: tuple[int, int] | None = None  # (length of the name, layer)
     for layer, names in enumerate(LAYERS):
         for name in names:
@@ -180,16 +152,14 @@ def test_the_graph_reader_sees_function_level_and_relative_imports_not_type_only
 
 def test_the_cycle_finder_reports_the_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
-    assert find_cycle(graph, set()) == ["a", "b", "c", "a"]
-    assert find_cycle(graph, {frozenset("abc")}) is None
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
 def test_no_import_cycles() -> None:
     graph = import_graph()
-    cycle = find_cycle(graph, KNOWN_CYCLES)
+    cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
-    for known in KNOWN_CYCLES:
-        assert find_cycle({m: graph[m] & known for m in known}, set()), f"{set(known)} is no cycle now: drop it from KNOWN_CYCLES"
 
 
 def test_every_module_has_a_layer() -> None:
@@ -206,18 +176,13 @@ def test_imports_run_down_the_data_flow() -> None:
         for target in targets
         if (layer_of(target) or 0) > (layer_of(module) or 0)
     )
-    unexpected = [f"{m} (layer {layer_of(m)}) imports {t} (layer {layer_of(t)})" for m, t in uphill if (m, t) not in NOT_YET_DOWNWARD]
+    unexpected = [f"{m} (layer {layer_of(m)}) imports {t} (layer {layer_of(t)})" for m, t in uphill]
     assert not unexpected, "imports that run up the data flow:\n" + "\n".join(unexpected)
-    fixed = NOT_YET_DOWNWARD - set(uphill)
-    assert not fixed, f"these imports no longer run uphill: drop them from NOT_YET_DOWNWARD: {sorted(fixed)}"
 
 
 def test_modules_and_functions_are_small() -> None:
-    found = {name: (lines, limit) for name, lines, limit in oversized()}
-    unexpected = [f"{name}: {lines} lines (limit {limit})" for name, (lines, limit) in found.items() if name not in NOT_YET_SPLIT]
+    unexpected = [f"{name}: {lines} lines (limit {limit})" for name, lines, limit in oversized()]
     assert not unexpected, "split by meaning:\n" + "\n".join(unexpected)
-    fixed = NOT_YET_SPLIT - set(found)
-    assert not fixed, f"within the limits now: drop them from NOT_YET_SPLIT: {sorted(fixed)}"
 
 
 def test_search_side_imports_load_no_training_code() -> None:
@@ -236,11 +201,8 @@ def test_search_side_imports_load_no_training_code() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=env)
     assert done.returncode == 0, done.stderr
     added = json.loads(done.stdout)
-    loads_training = {module for module, loaded in added.items() if loaded}
-    unexpected = {module: added[module] for module in loads_training - STILL_LOADS_TRAINING}
+    unexpected = {module: loaded for module, loaded in added.items() if loaded}
     assert not unexpected, f"importing these loads training code: {unexpected}"
-    fixed = STILL_LOADS_TRAINING - loads_training
-    assert not fixed, f"these load no training code now: drop them from STILL_LOADS_TRAINING: {sorted(fixed)}"
 
 
 def test_the_package_names_are_its_functions_whichever_module_loads_first() -> None:

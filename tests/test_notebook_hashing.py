@@ -40,7 +40,7 @@ def test_notebook_runs_and_writes_figures(tmp_path: Path) -> None:
 def test_without_the_data_set_the_notebook_stops_saying_where_cub_comes_from(tmp_path: Path) -> None:
     from notebook_runner import NotebookCellError, run_notebook
 
-    from tirg.notebook_run import parameters_cell_index
+    from tirg.notebook.run import parameters_cell_index
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     parameters = notebook.cells[parameters_cell_index(notebook)].source

@@ -16,7 +16,7 @@ from PIL import Image
 from tirg.checkpoint import load_checkpoint
 from tirg.data import CSSGeneratorConfig, generate_css
 from tirg.features import load_feature_cache
-from tirg.notebook_run import parameters_cell_index
+from tirg.notebook.run import parameters_cell_index
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 # More test images than the top 100 the comparison ranks.

@@ -24,7 +24,7 @@ from tirg.data import CSSGeneratorConfig, generate_css
 from tirg.errors import OutputError
 from tirg.features import FEATURE_CACHE, compute_and_save, load_feature_cache
 from tirg.fileio import atomic_directory, check_output_dir, marked_kind, output_lock, recover_interrupted
-from tirg.runs import new_run_dir
+from tirg.runs import hash_run_name, new_run_dir
 from tirg.runtime import seed_everything
 from tirg.training import train
 
@@ -289,6 +289,17 @@ def test_two_runs_started_in_the_same_second_get_two_folders(tmp_path, monkeypat
     third = new_run_dir(tmp_path, "_same")
     assert [first.name, second.name, third.name] == ["20260102-030405_same", "20260102-030405_same-1", "20260102-030405_same-2"]
     assert all(p.is_dir() for p in (first, second, third))
+
+
+def test_a_hash_run_folder_is_named_as_notebook_04_names_it_after_the_time_stamp(tmp_path, monkeypatch):
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr("tirg.runs.datetime", FrozenClock)
+    assert hash_run_name("CUB", 16) == "CUB_16bits"  # notebook 04's folder under its runs_dir
+    assert new_run_dir(tmp_path, f"_{hash_run_name('CUB', 16)}").name == "20260102-030405_CUB_16bits"  # tirg hash train's
 
 
 def test_stale_temporary_files_of_a_killed_save_are_removed_on_resume(run, tmp_path):

@@ -6,10 +6,12 @@ import argparse
 import json
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
-from tirg.flags import add_config_flags
+from tirg.cli.flags import add_config_flags
+from tirg.cli.runner import Runner
 from tirg.hashing.train import LR_SCHEDULES, OPTIMIZERS, HashTrainConfig
-from tirg.runs import new_run_dir, removed_unless_checkpointed
+from tirg.runs import hash_run_name, new_run_dir, removed_unless_checkpointed
 
 DEFAULT_LOG_DIR = Path("runs") / "hash"
 
@@ -30,7 +32,7 @@ FLAG_HELP = {
 }
 
 
-def add_hash_parser(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> dict[str, Runner]:
     """Add `hash` with its `train` and `eval` subcommands to the `tirg` parser."""
     hashing = commands.add_parser("hash", help="deep supervised hashing on CUB-200-2011 / Stanford Dogs")
     sub = hashing.add_subparsers(dest="hash_command", required=True)
@@ -52,50 +54,60 @@ def add_hash_parser(commands: argparse._SubParsersAction) -> None:
     evaluation.add_argument("--checkpoint", required=True)
     evaluation.add_argument("--dataset_path", default=None, help="default: the checkpoint's")
     evaluation.add_argument("--device", default="cpu")
+    return {"hash": run_hash}
 
 
 def run_hash(args: argparse.Namespace) -> int:
+    report = _train(args) if args.hash_command == "train" else _evaluate(args)
+    if report is not None:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Train and return the report; None on the processes other than rank 0 under torchrun."""
+    from tirg import distributed
+    from tirg.hashing.train import train_hashing
+    from tirg.runtime import seed_everything
+
+    # Flags not given are absent from args, so the config's own defaults apply.
+    names = [n for n in HashTrainConfig.__dataclass_fields__ if hasattr(args, n)]
+    config = HashTrainConfig(**{n: getattr(args, n) for n in names})
+    # Under torchrun every process runs this; rank 0 alone creates the run folder and writes in it.
+    # The hash head's dropout draws from torch's global generator, as tirg train's does.
+    seed_everything(config.seed)
+    distributed.init_from_environment(config.device)
+    try:
+        main = distributed.is_main()
+        if args.out:
+            run_dir = Path(args.out)
+            result = train_hashing(config, run_dir, progress=main, overwrite=args.overwrite)
+        else:
+            name = hash_run_name(config.dataset_name, config.binary_bits)
+            run_dir = distributed.from_main(lambda: new_run_dir(DEFAULT_LOG_DIR, f"_{name}"))
+            with removed_unless_checkpointed(run_dir, ("checkpoint.pth",)) if main else nullcontext():
+                result = train_hashing(config, run_dir, progress=main)
+    finally:
+        distributed.shutdown()
+    if not main:
+        return None
+    return {
+        "run_dir": str(run_dir),
+        "final": result.final.as_dict(),
+        "best_map_all_during_training (selected on the test set)": result.best_map_all,
+        "best_epoch": result.best_epoch,
+    }
+
+
+def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from tirg import distributed
     from tirg.hashing.data import load_labeled_images
-    from tirg.hashing.train import evaluate_model, load_hash_model, train_hashing
+    from tirg.hashing.train import evaluate_model, load_hash_model
 
-    if args.hash_command == "train":
-        from tirg.runtime import seed_everything
-
-        # Flags not given are absent from args, so the config's own defaults apply.
-        names = [n for n in HashTrainConfig.__dataclass_fields__ if hasattr(args, n)]
-        config = HashTrainConfig(**{n: getattr(args, n) for n in names})
-        # Under torchrun every process runs this; rank 0 alone creates the run folder and writes in it.
-        # The hash head's dropout draws from torch's global generator, as tirg train's does.
-        seed_everything(config.seed)
-        distributed.init_from_environment(config.device)
-        try:
-            main = distributed.is_main()
-            if args.out:
-                run_dir = Path(args.out)
-                result = train_hashing(config, run_dir, progress=main, overwrite=args.overwrite)
-            else:
-                run_dir = distributed.from_main(lambda: new_run_dir(DEFAULT_LOG_DIR, f"_{config.dataset_name}_{config.binary_bits}bits"))
-                with removed_unless_checkpointed(run_dir, ("checkpoint.pth",)) if main else nullcontext():
-                    result = train_hashing(config, run_dir, progress=main)
-        finally:
-            distributed.shutdown()
-        if not main:
-            return 0
-        report = {
-            "run_dir": str(run_dir),
-            "final": result.final.as_dict(),
-            "best_map_all_during_training (selected on the test set)": result.best_map_all,
-            "best_epoch": result.best_epoch,
-        }
-    else:
-        model, config = load_hash_model(args.checkpoint, args.device)
-        path = args.dataset_path or config.dataset_path
-        trainset = load_labeled_images(config.dataset_name, path, "train")
-        testset = load_labeled_images(config.dataset_name, path, "test")
-        evaluation = evaluate_model(model, trainset, testset, config, torch.device(args.device))
-        report = {"checkpoint": args.checkpoint, **evaluation.as_dict()}
-    print(json.dumps(report, indent=2))
-    return 0
+    model, config = load_hash_model(args.checkpoint, args.device)
+    path = args.dataset_path or config.dataset_path
+    trainset = load_labeled_images(config.dataset_name, path, "train")
+    testset = load_labeled_images(config.dataset_name, path, "test")
+    evaluation = evaluate_model(model, trainset, testset, config, torch.device(args.device))
+    return {"checkpoint": args.checkpoint, **evaluation.as_dict()}
