@@ -28,7 +28,7 @@ MAX_FUNCTION_LINES = 60
 LAYERS: tuple[tuple[str, ...], ...] = (
     # foundations: errors, files, devices, argument checks; and search over plain arrays (exact,
     # LSH, FAISS peers), which evaluation uses to rank a gallery
-    ("tirg.errors", "tirg.fileio", "tirg.runtime", "tirg.validation", "tirg.safe_pickle",
+    ("tirg.lazy", "tirg.errors", "tirg.fileio", "tirg.runtime", "tirg.validation", "tirg.safe_pickle",
      "tirg.distributed", "tirg.runs", "tirg.metrics", "tirg.index", "tirg.hashing.codes"),
     ("tirg.data", "tirg.hashing.data"),
     ("tirg.text", "tirg.text_encoders", "tirg.models", "tirg.losses", "tirg.checkpoint", "tirg.backbone_cache",

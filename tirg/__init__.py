@@ -9,10 +9,11 @@ import such as `tirg.index` does not pull in the training code and its dependenc
 
 from __future__ import annotations
 
-import importlib
 import sys
 from types import ModuleType
 from typing import Any
+
+from tirg.lazy import lazy_exports
 
 # The public names, by the module that defines them.
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -27,7 +28,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "tirg.text": ("Vocabulary", "tokenize"),
     "tirg.training": ("train",),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+_MODULE_OF, __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 __all__ = sorted(_MODULE_OF)
 
@@ -46,15 +47,3 @@ class _Package(ModuleType):
 
 
 sys.modules[__name__].__class__ = _Package
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'tirg' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
-    globals()[name] = value  # the next lookup skips this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})

@@ -6,8 +6,7 @@ codes or the CUB loader, does not pull in the training loop.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tirg.lazy import lazy_exports
 
 # The public names, by the module that defines them.
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -19,18 +18,5 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "tirg.hashing.sampler": ("ClassBalancedBatchSampler",),
     "tirg.hashing.train": ("HashTrainConfig", "evaluate_codes", "train_hashing"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
+_MODULE_OF, __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 __all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'tirg.hashing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_MODULE_OF[name]), name)
-    globals()[name] = value  # the next lookup skips this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
