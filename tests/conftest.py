@@ -8,7 +8,14 @@ import torch
 
 from tirg.data import CSSGeneratorConfig, generate_css
 
-torch.set_num_threads(2)
+
+def _threads_per_worker() -> int:
+    """Two torch threads for a serial run; under pytest-xdist the cores are shared out among the workers."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, min(2, (os.cpu_count() or 1) // workers))
+
+
+torch.set_num_threads(_threads_per_worker())
 
 TINY_CSS = CSSGeneratorConfig(seed=3, n_train=80, n_test=40, mods_per_scene=4)
 

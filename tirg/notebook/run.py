@@ -51,12 +51,17 @@ def execute(
     try:
         client.execute()
     finally:
-        km = client.km  # None once the client has shut down a kernel it started itself
-        if km is not None and km.has_kernel:  # a client given its kernel manager leaves the kernel running
+        # Both None once the client has cleaned up a kernel it started itself. A client given its kernel
+        # manager leaves the kernel running and its kernel client connected: close both here.
+        kc, km = client.kc, client.km
+        if kc is not None:
+            kc.stop_channels()  # also destroys the zmq context the kernel client made
+        if km is not None and km.has_kernel:
             km.shutdown_kernel(now=True)
         # Free the dropped kernel clients now. Left to a later collection, their __del__ can run inside
-        # another test's ast.parse, which CPython 3.11 reports as "AST constructor recursion depth mismatch".
-        del client, km, kernel_manager
+        # another test's ast.parse, which CPython 3.11 reports as "AST constructor recursion depth mismatch",
+        # or after pytest-xdist has closed a worker's stderr.
+        del client, kc, km, kernel_manager
         gc.collect()
     return nb
 
