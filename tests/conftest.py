@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -20,6 +22,15 @@ torch.set_num_threads(_threads_per_worker())
 TINY_CSS = CSSGeneratorConfig(seed=3, n_train=80, n_test=40, mods_per_scene=4)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def root_script(name: str) -> ModuleType:
+    """The script `name`.py at the repository root (lsh.py, compute_and_save.py, main.py) as a module,
+    so a test calls its `main(argv)` in-process instead of paying a new interpreter's torch import."""
+    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import root_script
 from fixture_trees import LABELS, write_fashion200k
 
 from tirg.checkpoint import atomic_torch_save, load_checkpoint
@@ -23,8 +24,6 @@ from tirg.plots.retrieval_figures import cache_query_figure
 from tirg.retrieval import cache_query
 from tirg.runtime import seed_everything
 from tirg.training import train
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_checkpoint(dataset: str, path: Path, run_dir: Path) -> Path:
@@ -167,8 +166,6 @@ def test_old_caches_are_refused_with_the_command_that_recomputes_them(fiq_cache,
 
 
 def test_learned_hash_cache_must_come_from_the_same_checkpoint(fiq_checkpoint, tmp_path, capsys):
-    import importlib.util
-
     checkpoint = fiq_checkpoint
     retrained = variant(checkpoint, tmp_path / "retrained.pth", comment="retrained")
     test_cache = compute_and_save(checkpoint, tmp_path / "test_cache")
@@ -177,9 +174,7 @@ def test_learned_hash_cache_must_come_from_the_same_checkpoint(fiq_checkpoint, t
         CacheError, match=rf"--learned-hash-cache {train_cache} comes from checkpoint {retrained} .* but {test_cache} from {checkpoint}"
     ):
         check_same_checkpoint(load_feature_cache(test_cache), load_feature_cache(train_cache), "--learned-hash-cache")
-    spec = importlib.util.spec_from_file_location("lsh_script", REPO_ROOT / "lsh.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = root_script("lsh")
     argv = ["--cache", str(test_cache), "--learned-hash-cache", str(train_cache), "--out", str(tmp_path / "lsh"), "--no-faiss"]
     assert script.main(argv) == 2
     error = capsys.readouterr().err

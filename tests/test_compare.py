@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import root_script
 
 from tirg.compare import (
     DEFAULT_LSH_GRID,
@@ -314,19 +315,8 @@ def _tiny_cache(css_root, tmp_path):
     return compute_and_save(checkpoint, tmp_path / "cache")
 
 
-def _lsh_script():
-    """The lsh.py entry point, loaded from the repository root."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("lsh_script", Path(__file__).resolve().parents[1] / "lsh.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_lsh_script_runs_on_a_40_item_gallery_with_k_10(tiny_css, tmp_path, capsys) -> None:
-    lsh_script = _lsh_script()
+    lsh_script = root_script("lsh")
     cache = _tiny_cache(tiny_css, tmp_path)
     args = ["--cache", str(cache), "--out", str(tmp_path / "out"), "--queries", "20", "--no-faiss", "--overwrite"]
     assert lsh_script.main([*args, "--repeats", "2", "--k", "10"]) == 0
@@ -344,7 +334,7 @@ def test_lsh_script_runs_on_a_40_item_gallery_with_k_10(tiny_css, tmp_path, caps
 
 
 def test_lsh_script_replaces_only_its_own_comparison_and_only_with_overwrite(tiny_css, tmp_path, capsys) -> None:
-    lsh_script = _lsh_script()
+    lsh_script = root_script("lsh")
     cache = _tiny_cache(tiny_css, tmp_path)
     foreign = tmp_path / "notes"
     foreign.mkdir()

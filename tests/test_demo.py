@@ -1,23 +1,13 @@
-import importlib.util
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import root_script
 
 from tirg.data import CSSGeneratorConfig
 from tirg.demo import DemoConfig, run_demo
 from tirg.errors import OutputError
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_demo_and_scripts_run_end_to_end_at_smoke_size(tmp_path, capsys):
@@ -35,15 +25,15 @@ def test_demo_and_scripts_run_end_to_end_at_smoke_size(tmp_path, capsys):
     assert 0.0 <= within["exact_recall@100"] <= 1.0
 
     checkpoint = tmp_path / "results" / "runs" / "tirg" / "latest_checkpoint.pth"
-    assert _script("compute_and_save").main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "cache"), "--device", "cpu"]) == 0
+    assert root_script("compute_and_save").main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "cache"), "--device", "cpu"]) == 0
     assert (
-        _script("lsh").main(
+        root_script("lsh").main(
             ["--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "lsh"), "--repeats", "1", "--queries", "10", "--no-faiss"]
         )
         == 0
     )
     assert "No hashing (exact)" in capsys.readouterr().out
-    assert _script("lsh").main(["--cache", str(tmp_path / "nowhere")]) == 2
+    assert root_script("lsh").main(["--cache", str(tmp_path / "nowhere")]) == 2
     assert "not a feature cache" in capsys.readouterr().err
 
     # `make demo` twice: the second run (--overwrite) replaces the demo's own results and figures; without it, refused.

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import root_script
 from fixture_trees import write_cub_fashion200k
 
 from tirg.cli import main
 from tirg.data import load_dataset
 from tirg.models.backbones import offline_imagenet_available
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +55,8 @@ def test_pretrained_backbone_through_check_train_eval_cache_and_lsh(
     if model != "tirg":
         return  # the cache and LSH steps do not depend on the model; run them once
     cache, out = tmp_path / "features", tmp_path / "lsh"
-    run = [sys.executable, str(REPO / "compute_and_save.py"), "--checkpoint", str(checkpoint), "--out", str(cache), "--device", "cpu"]
-    subprocess.run(run, check=True, cwd=REPO, capture_output=True)
+    assert root_script("compute_and_save").main(["--checkpoint", str(checkpoint), "--out", str(cache), "--device", "cpu"]) == 0
     manifest = json.loads((cache / "manifest.json").read_text())
     assert manifest["num_queries"] == len(load_dataset("fashion200k", birds, "test").queries) > 101
-    lsh = [sys.executable, str(REPO / "lsh.py"), "--cache", str(cache), "--out", str(out), "--repeats", "1", "--queries", "5", "--no-faiss"]
-    subprocess.run(lsh, check=True, cwd=REPO, capture_output=True)
+    assert root_script("lsh").main(["--cache", str(cache), "--out", str(out), "--repeats", "1", "--queries", "5", "--no-faiss"]) == 0
     assert (out / "summary.csv").is_file()

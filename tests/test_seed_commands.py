@@ -4,27 +4,18 @@ through main.py: data paths pointed at fixture trees in the real formats, iterat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, _shared_data_dir
+from conftest import REPO_ROOT, _shared_data_dir, root_script
 from hashing_fixtures import write_cub
 
 from tirg.checkpoint import load_checkpoint
 
-
-def _load_main_py():
-    spec = importlib.util.spec_from_file_location("seed_main", REPO_ROOT / "main.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-main_py = _load_main_py()
+main_py = root_script("main")
 
 
 def seed_command_lines() -> list[tuple[str, str]]:
