@@ -26,7 +26,7 @@ LINT_IN_TEST ?= 1
 # Most tests wait on a subprocess or a notebook kernel starting, so two cores take about 40% off.
 TEST_WORKERS ?= auto
 test: $(INSTALLED) $(if $(filter 1,$(LINT_IN_TEST)),lint)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --maxprocesses 4 --dist worksteal
 
 # ruff's settings (line length, rules) are in pyproject.toml.
 lint: $(INSTALLED)

@@ -17,7 +17,11 @@ def _threads_per_worker() -> int:
     return max(1, min(2, (os.cpu_count() or 1) // workers))
 
 
-torch.set_num_threads(_threads_per_worker())
+# The processes the tests start (notebook kernels, scripts, the CLI) inherit the same budget: idle
+# OpenMP threads spin, so a child on every core takes CPU time from the other workers' tests.
+THREADS = _threads_per_worker()
+torch.set_num_threads(THREADS)
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
 TINY_CSS = CSSGeneratorConfig(seed=3, n_train=80, n_test=40, mods_per_scene=4)
 
