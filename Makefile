@@ -7,11 +7,15 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install demo figures test lint browser-test bench bench-quick lab clean
 
-# --no-compile: pip would byte-compile all ~17,000 Python files of the dependencies, half of the
-# install's 4 minutes, though most never run; Python compiles a module when it is first imported.
+# pip byte-compiles the ~17,000 Python files of the dependencies one at a time, about 2 of the
+# install's 4 minutes here; compileall does it on every core. The .pyc files are needed where
+# PYTHONDONTWRITEBYTECODE is set (as on this project's machines): without them each process compiles
+# torch again. A few files of torch's own tests are written for newer Pythons and fail to compile,
+# as they do under pip, which ignores them: so compileall's exit status is ignored too.
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e ".[dev,notebooks,text,pretrained]"
+	$(PY) -m compileall -q -q -j 0 $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') || true
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
