@@ -26,14 +26,11 @@ def test_demo_and_scripts_run_end_to_end_at_smoke_size(tmp_path, capsys):
 
     checkpoint = tmp_path / "results" / "runs" / "tirg" / "latest_checkpoint.pth"
     assert root_script("compute_and_save").main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "cache"), "--device", "cpu"]) == 0
-    assert (
-        root_script("lsh").main(
-            ["--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "lsh"), "--repeats", "1", "--queries", "10", "--no-faiss"]
-        )
-        == 0
-    )
+    lsh = root_script("lsh")
+    arguments = ["--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "lsh"), "--repeats", "1", "--queries", "10", "--no-faiss"]
+    assert lsh.main(arguments) == 0
     assert "No hashing (exact)" in capsys.readouterr().out
-    assert root_script("lsh").main(["--cache", str(tmp_path / "nowhere")]) == 2
+    assert lsh.main(["--cache", str(tmp_path / "nowhere")]) == 2
     assert "not a feature cache" in capsys.readouterr().err
 
     # `make demo` twice: the second run (--overwrite) replaces the demo's own results and figures; without it, refused.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import root_script
 from hashing_fixtures import write_cub, write_dogs
 
 from tirg.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -33,10 +33,7 @@ SMALL_CSS = ["--n-train", "10", "--n-test", "10"]
 
 
 def _compute_and_save_main(argv: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("compute_and_save", ROOT / "compute_and_save.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(argv)
+    return root_script("compute_and_save").main(argv)
 
 
 @pytest.fixture(scope="module")
